@@ -1,0 +1,47 @@
+# CRM Steward: `make demo` to try it, `make test` to run every test.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+MANAGE := $(BIN)/python manage.py
+
+.PHONY: demo test lint format venv lock clean
+
+venv: $(STAMP)
+
+# The environment is rebuilt whenever the lock file changes.
+$(STAMP): requirements.lock
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "CRM Steward needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	touch $(STAMP)
+
+demo: export DEBUG ?= true
+demo: venv
+	$(MANAGE) migrate --no-input
+	$(MANAGE) demo_setup
+	$(BIN)/honcho --procfile Procfile.dev start
+
+# A throwaway key, so the suite runs with DEBUG off like production.
+test: export SECRET_KEY ?= test-only-key-not-a-secret
+test: venv
+	mkdir -p test-results
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# Re-resolve every pinned version from pyproject.toml (needs the package index).
+lock: venv
+	$(BIN)/python -m pip install --quiet pip-tools
+	$(BIN)/pip-compile --quiet --strip-extras --extra dev --no-emit-index-url \
+		--no-emit-find-links --output-file requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) var test-results .pytest_cache .ruff_cache
