@@ -18,6 +18,8 @@ $(STAMP): requirements.lock
 	touch $(STAMP)
 
 demo: export DEBUG ?= true
+# Procfile.dev says plain `python`: make it the environment's.
+demo: export PATH := $(abspath $(BIN)):$(PATH)
 demo: venv
 	$(MANAGE) migrate --no-input
 	$(MANAGE) demo_setup
