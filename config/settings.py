@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "simple_history",
     "governance",
     "integrations",
+    "integrations.sandbox",
     "crm_agents",
     "audit",
 ]
@@ -220,6 +221,10 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict = {}
+
+# --- Sandbox ------------------------------------------------------------------------------
+# Where the local HubSpot / Salesforce / OpenAI emulators are served (`manage.py runsandbox`).
+SANDBOX_URL = _url("SANDBOX_URL", {"http", "https"}) or "http://127.0.0.1:8100"
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

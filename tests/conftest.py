@@ -56,3 +56,17 @@ def login():
         return client
 
     return _login
+
+
+@pytest.fixture
+def sandbox_server(transactional_db):
+    """The sandbox CRMs served over HTTP on a free loopback port, as `runsandbox` serves them.
+
+    Its data is committed (transactional_db) so the server's threads see it on PostgreSQL.
+    """
+    from integrations.sandbox.server import SandboxServerThread
+
+    server = SandboxServerThread()
+    server.start()
+    yield server
+    server.stop()

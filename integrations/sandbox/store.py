@@ -1,0 +1,265 @@
+"""All changes to sandbox CRM state go through here, for both emulators and the seeders.
+
+Every value written leaves a SandboxPropertyChange, so property history and per-field
+change times are always there to read back.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from integrations.sandbox.models import (
+    Access,
+    Provider,
+    SandboxAccount,
+    SandboxAssociation,
+    SandboxPropertyChange,
+    SandboxRecord,
+    SandboxUser,
+)
+
+SALESFORCE_KEY_PREFIXES = {
+    "Account": "001",
+    "Contact": "003",
+    "Opportunity": "006",
+    "OpportunityContactRole": "00K",
+    "User": "005",
+    "Organization": "00D",
+    "OpportunityStage": "01J",
+}
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+# HubSpot ids are plain numbers; start high enough to look like a real portal's.
+HUBSPOT_FIRST_ID = 10_000
+
+
+def now() -> datetime:
+    return timezone.now()
+
+
+def salesforce_id(prefix: str, number: int) -> str:
+    """An 18-character Salesforce id: prefix, instance, counter and the case checksum."""
+    digits = ""
+    while number:
+        number, remainder = divmod(number, 62)
+        digits = _BASE62[remainder] + digits
+    body = f"{prefix}5g0{digits.rjust(9, '0')}"
+    if len(body) != 15:
+        raise ValueError(f"id counter overflow for prefix {prefix}")
+    suffix = ""
+    for chunk in (body[0:5], body[5:10], body[10:15]):
+        bits = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
+        suffix += _CHECKSUM[bits]
+    return body + suffix
+
+
+@transaction.atomic
+def allocate_numbers(account: SandboxAccount, count: int) -> range:
+    """Reserve ``count`` consecutive numbers of the account's id counter."""
+    SandboxAccount.objects.filter(pk=account.pk).update(id_counter=F("id_counter") + count)
+    top = SandboxAccount.objects.values_list("id_counter", flat=True).get(pk=account.pk)
+    account.id_counter = top
+    return range(top - count + 1, top + 1)
+
+
+def new_ids(account: SandboxAccount, object_name: str, count: int = 1) -> list[str]:
+    numbers = allocate_numbers(account, count)
+    if account.provider == Provider.HUBSPOT:
+        return [str(HUBSPOT_FIRST_ID + number) for number in numbers]
+    prefix = SALESFORCE_KEY_PREFIXES.get(object_name, "a00")
+    return [salesforce_id(prefix, number) for number in numbers]
+
+
+@transaction.atomic
+def create_record(
+    account: SandboxAccount,
+    object_name: str,
+    values: Mapping[str, object],
+    *,
+    owner: SandboxUser | None = None,
+    source_type: str = "API",
+    source_id: str = "",
+    at: datetime | None = None,
+) -> SandboxRecord:
+    return bulk_create_records(
+        account,
+        object_name,
+        [(values, owner)],
+        source_type=source_type,
+        source_id=source_id,
+        at=at,
+    )[0]
+
+
+@transaction.atomic
+def bulk_create_records(
+    account: SandboxAccount,
+    object_name: str,
+    rows: Sequence[tuple[Mapping[str, object], SandboxUser | None]],
+    *,
+    source_type: str = "IMPORT",
+    source_id: str = "",
+    at: datetime | None = None,
+) -> list[SandboxRecord]:
+    """Create many records in a few queries (seeding, benchmarks)."""
+    at = at or now()
+    ids = new_ids(account, object_name, len(rows))
+    records = SandboxRecord.objects.bulk_create(
+        SandboxRecord(
+            account=account,
+            object_name=object_name,
+            crm_id=crm_id,
+            owner=owner,
+            values={name: value for name, value in values.items() if value is not None},
+            created_at=at,
+            updated_at=at,
+        )
+        for crm_id, (values, owner) in zip(ids, rows, strict=True)
+    )
+    if not all(record.pk for record in records):  # backends that return no ids on bulk insert
+        by_id = {r.crm_id: r for r in SandboxRecord.objects.filter(account=account, crm_id__in=ids)}
+        records = [by_id[crm_id] for crm_id in ids]
+    SandboxPropertyChange.objects.bulk_create(
+        SandboxPropertyChange(
+            record=record,
+            name=name,
+            value=value,
+            changed_at=at,
+            source_type=source_type,
+            source_id=source_id,
+        )
+        for record in records
+        for name, value in record.values.items()
+    )
+    return records
+
+
+@transaction.atomic
+def update_record(
+    record: SandboxRecord,
+    changes: Mapping[str, object],
+    *,
+    source_type: str = "API",
+    source_id: str = "",
+    at: datetime | None = None,
+) -> dict[str, object]:
+    """Apply ``changes`` (None clears a value); returns the fields whose value changed.
+
+    The record's modification time moves on every write, as both CRMs do, even when no
+    value actually changed.
+    """
+    at = at or now()
+    changed: dict[str, object] = {}
+    for name, value in changes.items():
+        if record.values.get(name) == value:
+            continue
+        changed[name] = value
+        if value is None:
+            record.values.pop(name, None)
+        else:
+            record.values[name] = value
+    record.updated_at = at
+    record.save(update_fields=["values", "updated_at"])
+    SandboxPropertyChange.objects.bulk_create(
+        SandboxPropertyChange(
+            record=record,
+            name=name,
+            value=value,
+            changed_at=at,
+            source_type=source_type,
+            source_id=source_id,
+        )
+        for name, value in changed.items()
+    )
+    return changed
+
+
+def delete_record(record: SandboxRecord, *, at: datetime | None = None) -> None:
+    record.deleted_at = at or now()
+    record.save(update_fields=["deleted_at"])
+
+
+def live_records(account: SandboxAccount, object_name: str) -> QuerySet[SandboxRecord]:
+    return SandboxRecord.objects.filter(
+        account=account, object_name=object_name, deleted_at__isnull=True
+    )
+
+
+def visible_to(user: SandboxUser, queryset: QuerySet[SandboxRecord]) -> QuerySet[SandboxRecord]:
+    """Records the user may see and edit (Salesforce sharing; the guard mirrors it for HubSpot)."""
+    if user.access == Access.ALL:
+        return queryset
+    if user.access == Access.TEAM and user.team:
+        return queryset.filter(
+            Q(owner=user) | Q(owner__team=user.team, owner__account=user.account)
+        )
+    return queryset.filter(owner=user)
+
+
+def can_access(user: SandboxUser, record: SandboxRecord) -> bool:
+    if user.access == Access.ALL:
+        return True
+    if record.owner_id == user.pk:
+        return True
+    return bool(
+        user.access == Access.TEAM and user.team and record.owner and record.owner.team == user.team
+    )
+
+
+def latest_changes(
+    records: Iterable[SandboxRecord], names: Iterable[str]
+) -> dict[int, dict[str, SandboxPropertyChange]]:
+    """For each record, the newest change of each of ``names`` (record pk -> name -> change)."""
+    latest: dict[int, dict[str, SandboxPropertyChange]] = {}
+    changes = SandboxPropertyChange.objects.filter(
+        record__in=list(records), name__in=list(names)
+    ).order_by("record_id", "name", "-changed_at", "-pk")
+    for change in changes:
+        latest.setdefault(change.record_id, {}).setdefault(change.name, change)
+    return latest
+
+
+def history(
+    records: Iterable[SandboxRecord], names: Iterable[str]
+) -> dict[int, dict[str, list[SandboxPropertyChange]]]:
+    """Every change of each of ``names``, newest first (record pk -> name -> changes)."""
+    result: dict[int, dict[str, list[SandboxPropertyChange]]] = {}
+    changes = SandboxPropertyChange.objects.filter(
+        record__in=list(records), name__in=list(names)
+    ).order_by("record_id", "name", "-changed_at", "-pk")
+    for change in changes:
+        result.setdefault(change.record_id, {}).setdefault(change.name, []).append(change)
+    return result
+
+
+def associate(
+    source: SandboxRecord,
+    target: SandboxRecord,
+    *,
+    type_id: int,
+    reverse_type_id: int,
+    category: str = "HUBSPOT_DEFINED",
+    label: str = "",
+) -> None:
+    """Link two HubSpot records both ways (each direction has its own type id)."""
+    for from_record, to_record, kind in (
+        (source, target, type_id),
+        (target, source, reverse_type_id),
+    ):
+        SandboxAssociation.objects.get_or_create(
+            account=source.account,
+            from_record=from_record,
+            to_record=to_record,
+            type_id=kind,
+            defaults={"category": category, "label": label},
+        )
+
+
+def dissociate(source: SandboxRecord, target: SandboxRecord) -> int:
+    deleted, _ = SandboxAssociation.objects.filter(
+        Q(from_record=source, to_record=target) | Q(from_record=target, to_record=source)
+    ).delete()
+    return deleted

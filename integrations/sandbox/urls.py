@@ -1,0 +1,12 @@
+"""The sandbox's own URL configuration (see integrations/sandbox/server.py).
+
+HubSpot lives under /crm/ and /oauth/, Salesforce under /services/ (simple-salesforce
+builds every URL from the bare host), the model emulator under /sandbox/openai/v1/.
+"""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("integrations.sandbox.hubspot.urls")),
+    path("", include("integrations.sandbox.salesforce.urls")),
+]
