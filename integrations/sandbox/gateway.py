@@ -66,6 +66,15 @@ class SandboxError(Exception):
     def render(self, provider: str, correlation_id: str) -> object:
         if self.body is not None:
             return self.body
+        if provider == Provider.OPENAI:
+            error = {
+                "message": self.message,
+                "type": "invalid_request_error",
+                "param": None,
+                "code": self.code,
+            }
+            error.update(self.extra)
+            return {"error": error}
         if provider == Provider.SALESFORCE:
             error: dict = {"message": self.message, "errorCode": self.code or "UNKNOWN_EXCEPTION"}
             if self.fields is not None:
@@ -187,6 +196,8 @@ def _authenticate(call: Call) -> None:
 
 
 def _invalid_auth(provider: str) -> SandboxError:
+    if provider == Provider.OPENAI:
+        return SandboxError(401, "Incorrect API key provided.", "invalid_api_key")
     if provider == Provider.SALESFORCE:
         return SandboxError(401, "Session expired or invalid", "INVALID_SESSION_ID")
     return SandboxError(
@@ -229,7 +240,7 @@ def _counted(account: SandboxAccount, since) -> int:
 
 def _enforce_limits(call: Call) -> None:
     account = call.account
-    if account is None or call.kind == RequestKind.AUTH:
+    if account is None or call.kind in {RequestKind.AUTH, RequestKind.MODEL}:
         return
     now = store.now()
     if call.provider == Provider.SALESFORCE:
@@ -272,23 +283,27 @@ def _rate_limited(call: Call, policy: str, message: str) -> SandboxError:
     )
 
 
+CONTENT_TYPES = {
+    Provider.HUBSPOT: HUBSPOT_CONTENT_TYPE,
+    Provider.SALESFORCE: SALESFORCE_CONTENT_TYPE,
+    Provider.OPENAI: "application/json",
+}
+
+
 def _render(call: Call, reply: Reply, *, drop: bool) -> HttpResponse:
-    salesforce = call.provider == Provider.SALESFORCE
     if reply.data is None and reply.status in {204, 304}:
         response = HttpResponse(status=reply.status)
     else:
         response = HttpResponse(
-            json.dumps(reply.data),
-            status=reply.status,
-            content_type=SALESFORCE_CONTENT_TYPE if salesforce else HUBSPOT_CONTENT_TYPE,
+            json.dumps(reply.data), status=reply.status, content_type=CONTENT_TYPES[call.provider]
         )
     for name, value in reply.headers.items():
         response[name] = value
     usage = getattr(call.request, "sandbox_usage", None)
-    if salesforce:
+    if call.provider == Provider.SALESFORCE:
         if usage:
             response["Sforce-Limit-Info"] = f"api-usage={usage[0]}/{usage[1]}"
-    else:
+    elif call.provider == Provider.HUBSPOT:
         response["X-HubSpot-Correlation-Id"] = call.correlation_id
         account = call.account
         if usage and account and call.kind != RequestKind.SEARCH:

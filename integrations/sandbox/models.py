@@ -12,6 +12,12 @@ from django.db import models
 class Provider(models.TextChoices):
     HUBSPOT = "hubspot", "HubSpot"
     SALESFORCE = "salesforce", "Salesforce"
+    OPENAI = "openai", "OpenAI-compatible model"
+
+
+class ModelMode(models.TextChoices):
+    RULES = "rules", "Rule-based extractor"
+    SCRIPTED = "scripted", "Scripted answers"
 
 
 class SandboxAccount(models.Model):
@@ -38,6 +44,8 @@ class SandboxAccount(models.Model):
     timeout_seconds = models.FloatField(default=30.0)
     # Seconds before a created or updated record shows up in HubSpot search.
     search_lag_seconds = models.FloatField(default=0.0)
+    # Model accounts only: how the Chat Completions endpoint answers.
+    model_mode = models.CharField(max_length=8, choices=ModelMode.choices, default=ModelMode.RULES)
 
     class Meta:
         constraints = [
@@ -237,3 +245,27 @@ class SandboxRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} -> {self.status}"
+
+
+class SandboxModelScript(models.Model):
+    """An answer the model endpoint gives in scripted mode, consumed in ``position`` order.
+
+    ``key`` comes from the request's ``X-Sandbox-Script-Key`` header (a scenario's
+    "<call>/<workflow>"); ``step`` is the request's kind (``extract``, ``choose_record``,
+    ``chat``). The last answer of a key and step is reused once the others are consumed,
+    so a re-run gets the same final answer.
+    """
+
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="scripts")
+    key = models.CharField(max_length=200)
+    step = models.CharField(max_length=32)
+    position = models.PositiveIntegerField(default=0)
+    # {"content": "<text or JSON>"} or {"tool_calls": [{"name": ..., "arguments": ...}]}
+    answer = models.JSONField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["key", "step", "position", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.key} / {self.step} #{self.position}"

@@ -21,8 +21,10 @@ from integrations.crm.types import Provider as CrmProvider
 from integrations.sandbox import store
 from integrations.sandbox.models import (
     Access,
+    ModelMode,
     Provider,
     SandboxAccount,
+    SandboxModelScript,
     SandboxProperty,
     SandboxPropertyChange,
     SandboxRecord,
@@ -121,7 +123,9 @@ def issue_token(
 ) -> SandboxToken:
     """A bearer token for ``user``: without ``expires_in`` a private-app token / session
     that never expires; with ``refresh``, an OAuth pair."""
-    prefix = "pat-na1-" if user.account.provider == Provider.HUBSPOT else "00D!"
+    prefix = {Provider.HUBSPOT: "pat-na1-", Provider.SALESFORCE: "00D!"}.get(
+        user.account.provider, ""
+    )
     return SandboxToken.objects.create(
         account=user.account,
         user=user,
@@ -262,3 +266,29 @@ def _backdate(
         updated_at=max([record.updated_at, *modified_at.values()])
     )
     record.refresh_from_db()
+
+
+@transaction.atomic
+def create_model_account(
+    mode: str = ModelMode.RULES, *, name: str = "Sandbox model", api_key: str | None = None
+) -> tuple[SandboxAccount, str]:
+    """A model endpoint account and its API key."""
+    account = SandboxAccount.objects.create(
+        provider=Provider.OPENAI, name=name, external_id=secrets.token_hex(8), model_mode=mode
+    )
+    user = SandboxUser.objects.create(
+        account=account, email="model@sandbox.example", crm_user_id="model", owner_id="model"
+    )
+    token = issue_token(user, access_token=api_key or "sk-sandbox-" + secrets.token_urlsafe(24))
+    return account, token.access_token
+
+
+def script_answer(
+    account: SandboxAccount, key: str, step: str, answer: Mapping[str, object], *, position: int = 0
+) -> SandboxModelScript:
+    """Queue an answer for scripted mode: ``{"content": ...}`` or ``{"tool_calls": [...]}``."""
+    if not ({"content", "tool_calls"} & set(answer)):
+        raise ValueError("a scripted answer needs 'content' or 'tool_calls'")
+    return SandboxModelScript.objects.create(
+        account=account, key=key, step=step, position=position, answer=dict(answer)
+    )

@@ -8,6 +8,7 @@ project's settings and database but resolves URLs with integrations/sandbox/urls
 import socket
 import threading
 
+from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIHandler, WSGIRequest
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connections
@@ -17,6 +18,18 @@ SANDBOX_URLCONF = "integrations.sandbox.urls"
 
 
 class SandboxHandler(WSGIHandler):
+    """Serves the emulators without the product's middleware.
+
+    A CRM API has no sessions, CSRF or allowed-hosts list of ours; leaving the middleware
+    out also keeps the emulators' latency their own.
+    """
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        self._middleware_chain = convert_exception_to_response(self._get_response)
+
     def get_response(self, request: WSGIRequest) -> HttpResponse:
         request.urlconf = SANDBOX_URLCONF
         return super().get_response(request)

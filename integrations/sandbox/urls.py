@@ -9,4 +9,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("integrations.sandbox.hubspot.urls")),
     path("", include("integrations.sandbox.salesforce.urls")),
+    path("", include("integrations.sandbox.openai.urls")),
 ]

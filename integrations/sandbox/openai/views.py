@@ -1,0 +1,169 @@
+"""An OpenAI-compatible Chat Completions endpoint that answers deterministically.
+
+``rules`` mode answers extraction requests (``response_format`` json_schema named
+``extraction``) with the rule-based extractor. ``scripted`` mode returns answers stored in
+advance (SandboxModelScript), picked by the ``X-Sandbox-Script-Key`` header and the
+request's step: ``extract`` or ``choose_record`` from the json_schema name, ``chat`` when
+the request offers tools. The real ``openai`` client works against it unchanged.
+"""
+
+import hashlib
+import json
+import time
+
+from django.db import transaction
+from django.http import HttpRequest
+from django.views.decorators.http import require_GET, require_POST
+
+from integrations.sandbox import store
+from integrations.sandbox.extractor import ExtractionRequestError, answer_chat_request
+from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
+from integrations.sandbox.models import ModelMode, Provider, RequestKind, SandboxModelScript
+
+MODEL_NAME = "sandbox-rules-1"
+STEP_BY_SCHEMA = {"extraction": "extract", "choose_record": "choose_record"}
+
+
+@require_GET
+@endpoint(Provider.OPENAI, RequestKind.MODEL)
+def models(request: HttpRequest, call: Call) -> Reply:
+    return Reply(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": MODEL_NAME,
+                    "object": "model",
+                    "created": 1_767_225_600,
+                    "owned_by": "crm-steward",
+                }
+            ],
+        }
+    )
+
+
+@require_POST
+@endpoint(Provider.OPENAI, RequestKind.MODEL)
+def chat_completions(request: HttpRequest, call: Call) -> Reply:
+    body = call.json_body()
+    if not isinstance(body, dict):
+        raise SandboxError(400, "The request body must be a JSON object.", "invalid_body")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise SandboxError(
+            400,
+            "'messages' must be a non-empty array.",
+            "invalid_value",
+            extra={"param": "messages"},
+        )
+    if body.get("stream"):
+        raise SandboxError(
+            400,
+            "The sandbox model does not stream; leave 'stream' unset.",
+            "unsupported_value",
+            extra={"param": "stream"},
+        )
+    step = _step_of(body)
+    if call.account.model_mode == ModelMode.SCRIPTED:
+        key = request.headers.get("X-Sandbox-Script-Key", "")
+        answer = _next_scripted_answer(call, key, step)
+    else:
+        answer = _rules_answer(body, step)
+    call.object_name = step
+    return Reply(_completion(body, messages, answer))
+
+
+def _step_of(body: dict) -> str:
+    response_format = body.get("response_format") or {}
+    if isinstance(response_format, dict) and response_format.get("type") == "json_schema":
+        name = (response_format.get("json_schema") or {}).get("name", "")
+        return STEP_BY_SCHEMA.get(name, name or "json")
+    return "chat" if body.get("tools") else "text"
+
+
+def _rules_answer(body: dict, step: str) -> dict:
+    if step != "extract":
+        raise SandboxError(
+            400,
+            f"The sandbox model in rules mode answers extraction requests only (json_schema "
+            f"named 'extraction'); this request is a {step!r} request. Script it instead.",
+            "unsupported_request",
+        )
+    try:
+        answer = answer_chat_request(body["messages"], body.get("response_format"))
+    except ExtractionRequestError as exc:
+        raise SandboxError(
+            400, f"Not an extraction request the rules model reads: {exc}", "invalid_request"
+        ) from exc
+    return {"content": answer.to_json()}
+
+
+@transaction.atomic
+def _next_scripted_answer(call: Call, key: str, step: str) -> dict:
+    scripts = SandboxModelScript.objects.select_for_update().filter(
+        account=call.account, key=key, step=step
+    )
+    script = scripts.filter(consumed_at__isnull=True).order_by("position", "pk").first()
+    if script is None:
+        script = scripts.order_by("-position", "-pk").first()
+    if script is None:
+        raise SandboxError(
+            400,
+            f"No scripted answer for key {key!r} and step {step!r}"
+            " (send the key in the X-Sandbox-Script-Key header).",
+            "no_scripted_answer",
+        )
+    if script.consumed_at is None:
+        script.consumed_at = store.now()
+        script.save(update_fields=["consumed_at"])
+    return script.answer
+
+
+def _completion(body: dict, messages: list, answer: dict) -> dict:
+    message: dict = {"role": "assistant", "content": None, "refusal": None}
+    finish_reason = "stop"
+    if answer.get("tool_calls"):
+        message["tool_calls"] = [
+            {
+                "id": f"call_{index}_{_digest(json.dumps(tool, sort_keys=True))[:12]}",
+                "type": "function",
+                "function": {
+                    "name": tool["name"],
+                    "arguments": tool["arguments"]
+                    if isinstance(tool["arguments"], str)
+                    else json.dumps(tool["arguments"]),
+                },
+            }
+            for index, tool in enumerate(answer["tool_calls"])
+        ]
+        finish_reason = "tool_calls"
+    else:
+        content = answer.get("content", "")
+        message["content"] = content if isinstance(content, str) else json.dumps(content)
+    prompt_text = json.dumps(messages)
+    completion_text = json.dumps(message)
+    prompt_tokens, completion_tokens = _tokens(prompt_text), _tokens(completion_text)
+    return {
+        "id": f"chatcmpl-{_digest(prompt_text + completion_text)[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model") or MODEL_NAME,
+        "system_fingerprint": "sandbox",
+        "choices": [
+            {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def _tokens(text: str) -> int:
+    # About four characters a token, as OpenAI's own rule of thumb; stable for a given text.
+    return max(1, len(text) // 4)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
