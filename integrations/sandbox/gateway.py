@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 HUBSPOT_CONTENT_TYPE = "application/json;charset=utf-8"
 SALESFORCE_CONTENT_TYPE = "application/json;charset=UTF-8"
 HUBSPOT_BURST_WINDOW = timedelta(seconds=10)
+DROP_CONNECTION = "sandbox.drop_connection"
 
 
 class SandboxError(Exception):
@@ -123,6 +124,30 @@ class Call:
                 400, f"Invalid input JSON on line 1: {exc}", "VALIDATION_ERROR"
             ) from None
 
+    def require_scope(self, scope: str) -> None:
+        """Refuse a HubSpot call whose token was granted scopes, but not this one.
+
+        Tokens issued without any scopes (the default) may do everything.
+        """
+        granted = set(self.token.scopes.split()) if self.token and self.token.scopes else None
+        if granted is None or scope in granted:
+            return
+        raise SandboxError(
+            403,
+            "This app hasn't been granted all required scopes to make this call. Read more "
+            "about required scopes here: https://developers.hubspot.com/scopes.",
+            "MISSING_SCOPES",
+            extra={
+                "errors": [
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [scope]},
+                    }
+                ],
+                "links": {"scopes": "https://developers.hubspot.com/scopes"},
+            },
+        )
+
     def note_read(self, object_name: str, ids: list[str]) -> None:
         self.object_name = self.object_name or object_name
         self.record_ids.extend(ids)
@@ -192,6 +217,12 @@ def _authenticate(call: Call) -> None:
             f"The OAuth token used to make this call expired {ago} second(s) ago.",
             "EXPIRED_AUTHENTICATION",
         )
+    if call.provider == Provider.SALESFORCE and token.scopes:
+        granted = set(token.scopes.split())
+        if not granted & {"api", "full"}:
+            raise SandboxError(
+                403, "This session is not valid for use with the REST API", "INVALID_SESSION_ID"
+            )
     call.token, call.account, call.user = token, token.account, token.user
 
 
@@ -308,7 +339,8 @@ def _render(call: Call, reply: Reply, *, drop: bool) -> HttpResponse:
         account = call.account
         if usage and account and call.kind != RequestKind.SEARCH:
             daily_used, burst_used = usage
-            if call.token is not None and call.token.refresh_token is None:
+            token = call.token
+            if token is not None and token.refresh_token is None and token.expires_at is None:
                 # HubSpot leaves the daily headers off OAuth-authenticated calls.
                 response["X-HubSpot-RateLimit-Daily"] = str(account.daily_limit)
                 response["X-HubSpot-RateLimit-Daily-Remaining"] = str(
@@ -322,6 +354,8 @@ def _render(call: Call, reply: Reply, *, drop: bool) -> HttpResponse:
     if drop:
         # Promise more bytes than are sent: the client sees the connection cut mid-body.
         response["Content-Length"] = str(len(response.content) + 1024)
+        # ...once the server closes it (see server.SandboxRequestHandler).
+        call.request.META[DROP_CONNECTION] = True
     return response
 
 

@@ -120,9 +120,11 @@ def issue_token(
     expires_in: timedelta | None = None,
     refresh: bool = False,
     access_token: str | None = None,
+    scopes: Iterable[str] = (),
 ) -> SandboxToken:
     """A bearer token for ``user``: without ``expires_in`` a private-app token / session
-    that never expires; with ``refresh``, an OAuth pair."""
+    that never expires; with ``refresh``, an OAuth pair. Without ``scopes`` it may do
+    everything; with them, only what they grant."""
     prefix = {Provider.HUBSPOT: "pat-na1-", Provider.SALESFORCE: "00D!"}.get(
         user.account.provider, ""
     )
@@ -132,6 +134,7 @@ def issue_token(
         access_token=access_token or prefix + secrets.token_urlsafe(32),
         refresh_token=secrets.token_urlsafe(32) if refresh else None,
         expires_at=store.now() + expires_in if expires_in is not None else None,
+        scopes=" ".join(scopes),
     )
 
 

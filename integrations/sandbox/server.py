@@ -14,7 +14,11 @@ from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.db import connections
 from django.http import HttpResponse
 
+from integrations.sandbox.gateway import DROP_CONNECTION
+
 SANDBOX_URLCONF = "integrations.sandbox.urls"
+# Set while a handler thread answers a request whose connection the gateway drops.
+_connection = threading.local()
 
 
 class SandboxHandler(WSGIHandler):
@@ -32,10 +36,22 @@ class SandboxHandler(WSGIHandler):
 
     def get_response(self, request: WSGIRequest) -> HttpResponse:
         request.urlconf = SANDBOX_URLCONF
-        return super().get_response(request)
+        response = super().get_response(request)
+        _connection.drop = bool(request.META.get(DROP_CONNECTION))
+        return response
 
 
-class QuietRequestHandler(WSGIRequestHandler):
+class SandboxRequestHandler(WSGIRequestHandler):
+    def handle_one_request(self) -> None:
+        _connection.drop = False
+        super().handle_one_request()
+        if _connection.drop:
+            # The response promised more bytes than it sent; closing now is what makes the
+            # client see a broken connection instead of waiting for the rest.
+            self.close_connection = True
+
+
+class QuietRequestHandler(SandboxRequestHandler):
     def log_message(self, format: str, *args: object) -> None:
         pass  # every request is in SandboxRequest already
 
@@ -49,7 +65,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def make_server(
     host: str, port: int, *, quiet: bool = False, connections_override: dict | None = None
 ) -> ThreadedWSGIServer:
-    handler = QuietRequestHandler if quiet else WSGIRequestHandler
+    handler = QuietRequestHandler if quiet else SandboxRequestHandler
     server = ThreadedWSGIServer(
         (host, port), handler, allow_reuse_address=True, connections_override=connections_override
     )

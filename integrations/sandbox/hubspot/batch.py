@@ -1,0 +1,183 @@
+"""``/crm/v3/objects/{objectType}/batch/{read,update,create}``.
+
+Batches take at most 100 inputs (50 when property history is asked for). Inputs naming
+records that do not exist make the answer a 207 with ``numErrors`` and ``errors``; an
+invalid property anywhere refuses the whole batch with a 400.
+"""
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from django.db import transaction
+from django.http import HttpRequest
+
+from integrations.sandbox import store
+from integrations.sandbox.gateway import Call, Reply, endpoint
+from integrations.sandbox.hubspot import schema, writes
+from integrations.sandbox.hubspot.common import PROVIDER, SINGULAR, ObjectContext, query_flag
+from integrations.sandbox.hubspot.objects import written_object
+from integrations.sandbox.hubspot.values import format_datetime
+from integrations.sandbox.models import RequestKind, SandboxRecord
+
+BATCH_LIMIT = 100
+HISTORY_BATCH_LIMIT = 50
+
+
+def _body(call: Call) -> dict:
+    body = call.json_body()
+    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+        raise writes.invalid_input("Invalid input JSON: inputs must be an array")
+    return body
+
+
+def _check_size(inputs: list, *, history: bool) -> None:
+    if history and len(inputs) > HISTORY_BATCH_LIMIT:
+        raise writes.invalid_input(
+            "The maximum number of inputs supported in a batch request for property histories "
+            f"is {HISTORY_BATCH_LIMIT}. Please reduce the number of items and try again"
+        )
+    if len(inputs) > BATCH_LIMIT:
+        raise writes.invalid_input(
+            "The maximum number of inputs supported in a batch request is "
+            f"{BATCH_LIMIT}. Please reduce the number of items and try again"
+        )
+
+
+def _records_by_key(
+    ctx: ObjectContext, keys: Sequence[str], id_property: str | None, *, archived: bool = False
+) -> dict[str, SandboxRecord]:
+    records = ctx.archived() if archived else ctx.live()
+    if id_property and id_property != "hs_object_id":
+        if id_property not in schema.UNIQUE_PROPERTIES[ctx.object_name]:
+            raise writes.invalid_input(f"{id_property} is not a unique identifier property")
+        wanted = {key.strip().lower() if id_property == "email" else key: key for key in keys}
+        found = {}
+        for record in records.filter(**{f"values__{id_property}__in": list(wanted)}):
+            found[wanted[record.values[id_property]]] = record
+        return found
+    numeric = [key for key in keys if key.isdigit()]
+    return {record.crm_id: record for record in records.filter(crm_id__in=numeric)}
+
+
+def _batch_reply(
+    ctx: ObjectContext, results: list[dict], missing: list[str], started: datetime, status: int
+) -> Reply:
+    data: dict = {
+        "status": "COMPLETE",
+        "results": results,
+        "startedAt": format_datetime(started),
+        "completedAt": format_datetime(store.now()),
+    }
+    if not missing:
+        return Reply(data, status)
+    noun = SINGULAR[ctx.object_name].upper()
+    data["numErrors"] = 1
+    data["errors"] = [
+        {
+            "status": "error",
+            "category": "OBJECT_NOT_FOUND",
+            "message": f"Could not get some {noun} objects, they may be deleted or not exist. "
+            "Check that ids are valid.",
+            "context": {"ids": missing},
+            "errors": [],
+            "links": {},
+        }
+    ]
+    return Reply(data, 207)
+
+
+def _input_ids(inputs: list) -> list[str]:
+    ids = []
+    for item in inputs:
+        if not isinstance(item, dict) or item.get("id") in (None, ""):
+            raise writes.invalid_input("Invalid input JSON: every input needs an id")
+        ids.append(str(item["id"]))
+    return ids
+
+
+@endpoint(PROVIDER, RequestKind.READ)
+def batch_read(request: HttpRequest, call: Call, object_type: str) -> Reply:
+    started = store.now()
+    ctx = ObjectContext.load(call, object_type, "read")
+    body = _body(call)
+    history = [str(name) for name in body.get("propertiesWithHistory") or []]
+    _check_size(body["inputs"], history=bool(history))
+    keys = list(dict.fromkeys(_input_ids(body["inputs"])))
+    found = _records_by_key(
+        ctx, keys, body.get("idProperty"), archived=query_flag(request, "archived")
+    )
+    records = [found[key] for key in keys if key in found]
+    properties = [str(name) for name in body.get("properties") or []]
+    results = ctx.render_many(records, properties, history)
+    call.note_read(ctx.object_name, [record.crm_id for record in records])
+    return _batch_reply(ctx, results, [key for key in keys if key not in found], started, 200)
+
+
+@endpoint(PROVIDER, RequestKind.WRITE)
+def batch_update(request: HttpRequest, call: Call, object_type: str) -> Reply:
+    started = store.now()
+    ctx = ObjectContext.load(call, object_type, "write")
+    inputs = _body(call)["inputs"]
+    _check_size(inputs, history=False)
+    keys = _input_ids(inputs)
+    duplicates = sorted({key for key in keys if keys.count(key) > 1})
+    if duplicates:
+        raise writes.invalid_input(
+            f"Duplicate IDs found in batch input: [{', '.join(duplicates)}]. IDs must be unique"
+        )
+    by_id_property: dict[str | None, list[str]] = {}
+    for item, key in zip(inputs, keys, strict=True):
+        by_id_property.setdefault(item.get("idProperty"), []).append(key)
+    found: dict[str, SandboxRecord] = {}
+    for id_property, group in by_id_property.items():
+        found.update(_records_by_key(ctx, group, id_property))
+    planned = []
+    problems: list[writes.Problem] = []
+    for item, key in zip(inputs, keys, strict=True):
+        record = found.get(key)
+        clean, wrong = writes.check_properties(ctx, item.get("properties"), record)
+        problems.extend(wrong)
+        if record is not None:
+            planned.append((record, clean))
+    if problems:
+        raise writes.validation_error(ctx, problems)
+    for record, clean in planned:
+        writes.check_unique_email(ctx, clean, record)
+    results = []
+    with transaction.atomic():
+        for record, clean in planned:
+            writes.update(ctx, call, record, clean)
+            results.append(written_object(ctx, record, clean))
+    return _batch_reply(ctx, results, [key for key in keys if key not in found], started, 200)
+
+
+@endpoint(PROVIDER, RequestKind.WRITE)
+def batch_create(request: HttpRequest, call: Call, object_type: str) -> Reply:
+    started = store.now()
+    ctx = ObjectContext.load(call, object_type, "write")
+    inputs = _body(call)["inputs"]
+    _check_size(inputs, history=False)
+    planned = []
+    problems: list[writes.Problem] = []
+    for item in inputs:
+        if not isinstance(item, dict):
+            raise writes.invalid_input("Invalid input JSON: every input must be an object")
+        clean, wrong = writes.check_properties(ctx, item.get("properties"))
+        problems.extend(wrong)
+        planned.append((clean, writes.planned_links(ctx, item.get("associations"))))
+    if problems:
+        raise writes.validation_error(ctx, problems)
+    emails = [clean.get("email") for clean, _ in planned if clean.get("email")]
+    if ctx.object_name == "contacts" and len(emails) != len(set(emails)):
+        raise writes.invalid_input("Duplicate email addresses found in batch input")
+    for clean, _ in planned:
+        writes.check_unique_email(ctx, clean)
+    results = []
+    with transaction.atomic():
+        for clean, links in planned:
+            record = writes.create(ctx, call, clean)
+            for target, kind, category in links:
+                writes.link(record, target, kind, category)
+            names = ctx.selected([name for name, value in clean.items() if value is not None])
+            results.append(ctx.render(record, names))
+    return _batch_reply(ctx, results, [], started, 201)
