@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: demo test lint format venv lock clean
+.PHONY: demo test lint format venv lock clean bench
 
 venv: $(STAMP)
 
@@ -23,6 +23,7 @@ demo: export PATH := $(abspath $(BIN)):$(PATH)
 demo: venv
 	$(MANAGE) migrate --no-input
 	$(MANAGE) demo_setup
+	$(MANAGE) sandbox_seed --keep
 	$(BIN)/honcho --procfile Procfile.dev start
 
 # A throwaway key, so the suite runs with DEBUG off like production.
@@ -30,6 +31,11 @@ test: export SECRET_KEY ?= test-only-key-not-a-secret
 test: venv
 	mkdir -p test-results
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Sandbox throughput and latency (figures go in README.md).
+bench: export SECRET_KEY ?= bench-only-key-not-a-secret
+bench: venv
+	$(BIN)/python bench/sandbox_bench.py
 
 lint: venv
 	$(BIN)/ruff check .
