@@ -94,6 +94,9 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     error_code: str = ""
+    # A finished response answered as is (an HTML page, a redirect, an empty body), for the
+    # few endpoints whose real counterpart does not answer JSON.
+    response: HttpResponse | None = None
 
 
 @dataclass
@@ -175,6 +178,8 @@ def endpoint(
                 drop = _inject_faults(call)
                 _enforce_limits(call)
                 reply = view(request, call, *args, **kwargs)
+                if reply.response is not None:
+                    reply.status = reply.response.status_code
             except SandboxError as error:
                 reply = Reply(
                     error.render(provider, call.correlation_id),
@@ -322,7 +327,9 @@ CONTENT_TYPES = {
 
 
 def _render(call: Call, reply: Reply, *, drop: bool) -> HttpResponse:
-    if reply.data is None and reply.status in {204, 304}:
+    if reply.response is not None:
+        response = reply.response
+    elif reply.data is None and reply.status in {204, 304}:
         response = HttpResponse(status=reply.status)
     else:
         response = HttpResponse(

@@ -269,3 +269,20 @@ class SandboxModelScript(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key} / {self.step} #{self.position}"
+
+
+class SandboxAuthorizationCode(models.Model):
+    """A one-time OAuth authorization code, issued when a sandbox user approves an app."""
+
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(SandboxUser, on_delete=models.CASCADE, related_name="+")
+    code = models.CharField(max_length=200, unique=True)
+    client_id = models.CharField(max_length=200)
+    redirect_uri = models.URLField(max_length=500)
+    scopes = models.TextField(blank=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"code for {self.user} ({'used' if self.used_at else 'unused'})"

@@ -125,7 +125,9 @@ def issue_token(
     """A bearer token for ``user``: without ``expires_in`` a private-app token / session
     that never expires; with ``refresh``, an OAuth pair. Without ``scopes`` it may do
     everything; with them, only what they grant."""
-    prefix = {Provider.HUBSPOT: "pat-na1-", Provider.SALESFORCE: "00D!"}.get(
+    # HubSpot private-app tokens start "pat-"; OAuth access tokens do not.
+    hubspot_prefix = "CO" if refresh or expires_in is not None else "pat-na1-"
+    prefix = {Provider.HUBSPOT: hubspot_prefix, Provider.SALESFORCE: "00D!"}.get(
         user.account.provider, ""
     )
     return SandboxToken.objects.create(

@@ -766,8 +766,18 @@ def test_a_refresh_token_gets_a_new_access_token_and_the_old_one_lives_on(portal
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"access_token", "refresh_token", "expires_in", "token_type"}
+    # The SDK's required four, plus the ids and scopes HubSpot's newer token schema lists.
+    assert set(body) == {
+        "access_token",
+        "refresh_token",
+        "expires_in",
+        "token_type",
+        "hub_id",
+        "user_id",
+        "scopes",
+    }
     assert (body["expires_in"], body["token_type"]) == (1800, "bearer")
+    assert (body["hub_id"], body["user_id"]) == (62515, int(portal.user.crm_user_id))
     assert body["refresh_token"] == pair.refresh_token
     assert portal.get("/crm/v3/objects/deals", token=body["access_token"]).status_code == 200
     assert portal.get("/crm/v3/objects/deals", token=pair.access_token).status_code == 200

@@ -1,10 +1,15 @@
 """HubSpot OAuth v1: ``POST /oauth/v1/token`` and ``GET /oauth/v1/access-tokens/{token}``.
 
-A refresh issues a new access token that lives 30 minutes; the refresh token stays the same
-(HubSpot never rotates it) and moves to the new token row, while the old access token keeps
-working until it expires, as on HubSpot. The sandbox registers no OAuth apps, so
-``client_id`` and ``client_secret`` are not checked. Errors use the token endpoint's own
-shape: ``{"status": "BAD_REFRESH_TOKEN", "message": ..., "correlationId": ...}``.
+``grant_type=authorization_code`` spends a code from the consent screen (hubspot/authorize.py,
+auth_codes.py): it must be unused, unexpired, and come with the ``client_id`` and
+``redirect_uri`` it was issued for. A refresh issues a new access token that lives 30
+minutes; the refresh token stays the same (HubSpot never rotates it) and moves to the new
+token row, while the old access token keeps working until it expires, as on HubSpot. Both
+grants answer the same body: the SDK's required four fields plus ``hub_id``, ``user_id`` and
+``scopes``, which HubSpot's newer token schema lists. The sandbox registers no OAuth apps,
+so ``client_secret`` is never checked (and ``client_id`` only against the code). Errors use
+the token endpoint's own shape: ``{"status": "BAD_REFRESH_TOKEN", "message": ...,
+"correlationId": ...}``.
 """
 
 import secrets
@@ -13,11 +18,16 @@ from datetime import timedelta
 from django.db import transaction
 from django.http import HttpRequest
 
-from integrations.sandbox import store
+from integrations.sandbox import auth_codes, store
+from integrations.sandbox.auth_codes import CodeProblem, CodeRejected, IssuedTokens
 from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
 from integrations.sandbox.hubspot.common import PROVIDER
 from integrations.sandbox.hubspot.objects import by_method
-from integrations.sandbox.models import RequestKind, SandboxToken
+from integrations.sandbox.models import (
+    RequestKind,
+    SandboxAuthorizationCode,
+    SandboxToken,
+)
 
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=1800)
 DEFAULT_SCOPES = (
@@ -28,6 +38,16 @@ DEFAULT_SCOPES = (
 )
 # HubSpot's public apps have numeric ids; the sandbox has one stand-in app.
 SANDBOX_APP_ID = 1_234_567
+CODE_ERRORS = {
+    CodeProblem.UNKNOWN: ("BAD_AUTH_CODE", "missing or unknown auth code"),
+    CodeProblem.USED: ("BAD_AUTH_CODE", "auth code has already been used"),
+    CodeProblem.EXPIRED: ("BAD_AUTH_CODE", "auth code is expired"),
+    CodeProblem.CLIENT_MISMATCH: ("BAD_CLIENT_ID", "missing or unknown client id"),
+    CodeProblem.REDIRECT_MISMATCH: (
+        "BAD_REDIRECT_URI",
+        "redirect_uri does not match the one the auth code was issued for",
+    ),
+}
 
 
 def _token_error(call: Call, status: str, message: str, http_status: int = 400) -> SandboxError:
@@ -45,9 +65,58 @@ def create_token(request: HttpRequest, call: Call) -> Reply:
     if grant_type == "refresh_token":
         return _refresh(call, request.POST.get("refresh_token", ""))
     if grant_type == "authorization_code":
-        # No authorization codes are issued yet, so every code is unknown.
-        raise _token_error(call, "BAD_AUTH_CODE", "missing or unknown auth code")
+        return _exchange_code(call, request)
     raise _token_error(call, "BAD_GRANT_TYPE", "missing or unknown grant type")
+
+
+def _exchange_code(call: Call, request: HttpRequest) -> Reply:
+    try:
+        token = auth_codes.exchange_code(
+            PROVIDER,
+            request.POST.get("code", ""),
+            client_id=request.POST.get("client_id", ""),
+            redirect_uri=request.POST.get("redirect_uri", ""),
+            mint=_mint,
+        )
+    except CodeRejected as rejected:
+        if rejected.code is not None:
+            call.account, call.user = rejected.code.account, rejected.code.user
+        raise _token_error(call, *CODE_ERRORS[rejected.problem]) from None
+    call.token, call.account, call.user = token, token.account, token.user
+    return Reply(_token_answer(token))
+
+
+def _mint(code: SandboxAuthorizationCode, issued: IssuedTokens) -> SandboxToken:
+    return SandboxToken.objects.create(
+        account=code.account,
+        user=code.user,
+        access_token=issued.access_token,
+        refresh_token=issued.refresh_token,
+        expires_at=store.now() + ACCESS_TOKEN_LIFETIME,
+        scopes=code.scopes,
+    )
+
+
+def _token_answer(token: SandboxToken) -> dict:
+    hub_id, user_id = _ids(token)
+    return {
+        "token_type": "bearer",
+        "refresh_token": token.refresh_token,
+        "access_token": token.access_token,
+        "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds()),
+        "hub_id": hub_id,
+        "user_id": user_id,
+        "scopes": (token.scopes or DEFAULT_SCOPES).split(),
+    }
+
+
+def _ids(token: SandboxToken) -> tuple[int, int]:
+    """HubSpot's numeric hub and user ids (0 for a hand-made non-numeric one)."""
+    external_id, crm_user_id = token.account.external_id, token.user.crm_user_id
+    return (
+        int(external_id) if external_id.isdigit() else 0,
+        int(crm_user_id) if crm_user_id.isdigit() else 0,
+    )
 
 
 def _refresh(call: Call, refresh_token: str) -> Reply:
@@ -75,14 +144,7 @@ def _refresh(call: Call, refresh_token: str) -> Reply:
             expires_at=store.now() + ACCESS_TOKEN_LIFETIME,
             scopes=old.scopes,
         )
-    return Reply(
-        {
-            "token_type": "bearer",
-            "refresh_token": refresh_token,
-            "access_token": new.access_token,
-            "expires_in": int(ACCESS_TOKEN_LIFETIME.total_seconds()),
-        }
-    )
+    return Reply(_token_answer(new))
 
 
 @endpoint(PROVIDER, RequestKind.AUTH, authenticate=False)
@@ -98,8 +160,7 @@ def access_token_info(request: HttpRequest, call: Call, token: str) -> Reply:
         raise _token_error(call, "error", "Token not found", 404)
     call.account, call.user = found.account, found.user
     left = found.expires_at - now if found.expires_at else ACCESS_TOKEN_LIFETIME
-    hub_id = int(found.account.external_id) if found.account.external_id.isdigit() else 0
-    user_id = int(found.user.crm_user_id) if found.user.crm_user_id.isdigit() else 0
+    hub_id, user_id = _ids(found)
     return Reply(
         {
             "token": found.access_token,

@@ -1,13 +1,15 @@
 """HubSpot's CRM v3/v4 and OAuth v1 paths, as hubspot-api-client calls them.
 
 ``{objectType}`` is a name (``deals``) or an id (``0-3``). The owners list is served with
-and without the trailing slash the SDK puts on it.
+and without the trailing slash the SDK puts on it. The install screen, /oauth/authorize,
+lives on app.hubspot.com; the sandbox serves it on the same host as the API.
 """
 
 from django.urls import path, re_path
 
 from integrations.sandbox.hubspot import (
     associations,
+    authorize,
     batch,
     metadata,
     oauth,
@@ -45,6 +47,7 @@ urlpatterns = [
         "crm/v3/pipelines/<str:object_type>/<str:pipeline_id>/stages",
         metadata.list_stages,
     ),
+    path("oauth/authorize", authorize.authorize),
     path("oauth/v1/token", oauth.create_token),
     path("oauth/v1/access-tokens/<str:token>", oauth.access_token_info),
     path("oauth/v1/refresh-tokens/<str:token>", oauth.refresh_tokens),

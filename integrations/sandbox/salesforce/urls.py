@@ -1,10 +1,11 @@
 """Salesforce REST paths, rooted at /services/ because simple-salesforce builds every URL
 from the bare instance host. A trailing slash is optional wherever Salesforce accepts both.
-Anything else under /services/ answers Salesforce's own 404 array body."""
+Anything else under /services/ answers Salesforce's own 404 array body. The OAuth pages and
+the identity URL (/id/…) live on login.salesforce.com; the sandbox serves them on its root."""
 
 from django.urls import re_path
 
-from integrations.sandbox.salesforce import composite, oauth, views
+from integrations.sandbox.salesforce import authorize, composite, identity, oauth, views
 from integrations.sandbox.salesforce.http import methods
 
 _DATA = r"^services/data/v(?P<version>\d+\.\d+)"
@@ -33,5 +34,15 @@ urlpatterns = [
         methods(GET=composite.retrieve),
     ),
     re_path(r"^services/oauth2/token/?$", methods(POST=oauth.token)),
+    re_path(
+        r"^services/oauth2/authorize/?$",
+        methods(GET=authorize.authorize, POST=authorize.authorize),
+    ),
+    re_path(r"^services/oauth2/revoke/?$", methods(GET=oauth.revoke, POST=oauth.revoke)),
+    re_path(
+        r"^id/(?P<org_id>00D[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?)/"
+        r"(?P<user_id>005[0-9A-Za-z]{12}(?:[0-9A-Za-z]{3})?)/?$",
+        methods(GET=identity.identity),
+    ),
     re_path(r"^services/", views.unknown_resource),
 ]
