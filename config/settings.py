@@ -224,7 +224,34 @@ CELERY_BEAT_SCHEDULE: dict = {}
 
 # --- Sandbox ------------------------------------------------------------------------------
 # Where the local HubSpot / Salesforce / OpenAI emulators are served (`manage.py runsandbox`).
-SANDBOX_URL = _url("SANDBOX_URL", {"http", "https"}) or "http://127.0.0.1:8100"
+SANDBOX_URL = (_url("SANDBOX_URL", {"http", "https"}) or "http://127.0.0.1:8100").rstrip("/")
+
+# --- CRM connections ------------------------------------------------------------------------
+# This site's own address, for links in messages ("connect HubSpot at …") and OAuth redirects.
+SITE_URL = (_url("SITE_URL", {"http", "https"}) or "http://127.0.0.1:8000").rstrip("/")
+# Secrets that encrypt stored CRM credentials; the first encrypts, all decrypt (rotation).
+FIELD_ENCRYPTION_KEYS = _list("FIELD_ENCRYPTION_KEYS", []) or [SECRET_KEY]
+# OAuth apps and endpoints. The defaults point at the sandbox; for the real CRMs set
+# HUBSPOT_API_URL=https://api.hubapi.com, HUBSPOT_AUTHORIZE_URL=
+# https://app.hubspot.com/oauth/authorize and SALESFORCE_LOGIN_URL=https://login.salesforce.com.
+HUBSPOT_CLIENT_ID = env.str("HUBSPOT_CLIENT_ID", default="crm-steward-sandbox")
+HUBSPOT_CLIENT_SECRET = env.str("HUBSPOT_CLIENT_SECRET", default="sandbox-secret")
+HUBSPOT_API_URL = (_url("HUBSPOT_API_URL", {"http", "https"}) or SANDBOX_URL).rstrip("/")
+HUBSPOT_AUTHORIZE_URL = _url("HUBSPOT_AUTHORIZE_URL", {"http", "https"}) or (
+    f"{SANDBOX_URL}/oauth/authorize"
+)
+HUBSPOT_SCOPES = env.str(
+    "HUBSPOT_SCOPES",
+    default="oauth crm.objects.contacts.read crm.objects.contacts.write "
+    "crm.objects.companies.read crm.objects.companies.write crm.objects.deals.read "
+    "crm.objects.deals.write crm.objects.owners.read crm.schemas.deals.read",
+)
+SALESFORCE_CLIENT_ID = env.str("SALESFORCE_CLIENT_ID", default="crm-steward-sandbox")
+SALESFORCE_CLIENT_SECRET = env.str("SALESFORCE_CLIENT_SECRET", default="sandbox-secret")
+SALESFORCE_LOGIN_URL = (_url("SALESFORCE_LOGIN_URL", {"http", "https"}) or SANDBOX_URL).rstrip("/")
+# Refresh an OAuth token this many seconds before it expires.
+CRM_TOKEN_REFRESH_MARGIN = _int("CRM_TOKEN_REFRESH_MARGIN", 120)
+CRM_TIMEOUT = _int("CRM_TIMEOUT", 30, minimum=1)
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
 
 from config.views import healthz
@@ -11,5 +11,7 @@ admin.site.index_title = "RevOps console"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("connections/", include("integrations.urls")),
+    path("api/v1/", include("integrations.api.urls")),
     path("healthz", healthz, name="healthz"),
 ]

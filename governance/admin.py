@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from governance import services
 from governance.admin_scoping import SuperuserOnlyAdmin, WorkspaceScopedAdmin
-from governance.models import ADMIN_ROLES, CONFIGURE_ROLES, Membership, Role, Workspace
+from governance.models import ADMIN_ROLES, CONFIGURE_ROLES, Membership, Policy, Role, Workspace
 
 
 @admin.register(Workspace)
@@ -146,3 +146,24 @@ class AccountAdmin(SuperuserOnlyAdmin, UserAdmin):
 @admin.register(Group)
 class PermissionGroupAdmin(SuperuserOnlyAdmin, GroupAdmin):
     pass
+
+
+@admin.register(Policy)
+class PolicyAdmin(WorkspaceScopedAdmin):
+    list_display = [
+        "__str__",
+        "workspace",
+        "provider",
+        "force_workspace_connection_for_chat",
+        "hubspot_access_member",
+        "updated_at",
+    ]
+    list_filter = ["provider", "workspace"]
+    fields = [
+        "workspace",
+        "provider",
+        "force_workspace_connection_for_chat",
+        "hubspot_access_member",
+        "hubspot_access_revops",
+        "hubspot_access_admin",
+    ]

@@ -63,3 +63,64 @@ class TenantModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class CrmProvider(models.TextChoices):
+    HUBSPOT = "hubspot", "HubSpot"
+    SALESFORCE = "salesforce", "Salesforce"
+
+
+class RecordAccess(models.TextChoices):
+    """HubSpot's user permission levels for records, applied to reps' own connections."""
+
+    OWNED = "owned", "Owned only"
+    TEAM = "team", "Team only"
+    ALL = "all", "Everything"
+
+
+class Policy(TenantModel):
+    """What the agent may do in one workspace's CRM. Safe defaults: see governance issue."""
+
+    provider = models.CharField(max_length=16, choices=CrmProvider.choices)
+    force_workspace_connection_for_chat = models.BooleanField(
+        default=False,
+        help_text="Chat uses the workspace connection instead of each rep's own.",
+    )
+    # HubSpot does not scope API calls by user, so CRM Steward applies these itself to
+    # every read and write made through a rep's own HubSpot connection.
+    hubspot_access_member = models.CharField(
+        max_length=8,
+        choices=RecordAccess.choices,
+        default=RecordAccess.OWNED,
+        verbose_name="HubSpot record access of members",
+    )
+    hubspot_access_revops = models.CharField(
+        max_length=8,
+        choices=RecordAccess.choices,
+        default=RecordAccess.ALL,
+        verbose_name="HubSpot record access of RevOps",
+    )
+    hubspot_access_admin = models.CharField(
+        max_length=8,
+        choices=RecordAccess.choices,
+        default=RecordAccess.ALL,
+        verbose_name="HubSpot record access of admins",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name_plural = "policies"
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "provider"], name="one_policy_per_crm")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} policy of {self.workspace}"
+
+    def hubspot_access_for(self, role: str) -> str:
+        return {
+            Role.ADMIN: self.hubspot_access_admin,
+            Role.REVOPS: self.hubspot_access_revops,
+        }.get(role, self.hubspot_access_member)

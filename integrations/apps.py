@@ -3,4 +3,4 @@ from django.apps import AppConfig
 
 class IntegrationsConfig(AppConfig):
     name = "integrations"
-    verbose_name = "CRM integrations"
+    verbose_name = "CRM connections"

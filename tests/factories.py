@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from factory.django import DjangoModelFactory
 
-from governance.models import Membership, Role, Workspace
+from governance.models import CrmProvider, Membership, Policy, Role, Workspace
+from integrations.models import AuthKind, Connection, ConnectionScope, Credentials, CrmCall
 
 TEST_PASSWORD = "correct-horse-battery-staple"
 
@@ -61,3 +62,50 @@ class GroupFactory(DjangoModelFactory):
         model = Group
 
     name = factory.Sequence(lambda n: f"group {n}")
+
+
+class PolicyFactory(DjangoModelFactory):
+    class Meta:
+        model = Policy
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    provider = CrmProvider.HUBSPOT
+
+
+class ConnectionFactory(DjangoModelFactory):
+    """A workspace connection with a (fake) private-app token; pass ``token=`` to choose it."""
+
+    class Meta:
+        model = Connection
+        skip_postgeneration_save = True
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    provider = CrmProvider.HUBSPOT
+    scope = ConnectionScope.WORKSPACE
+    auth_kind = AuthKind.PRIVATE_APP
+    crm_account_id = "12345678"
+    api_base_url = "http://127.0.0.1:8100"
+    crm_user_id = "1000001"
+    crm_user_email = factory.Sequence(lambda n: f"crm-user{n}@seller.example")
+
+    @factory.post_generation
+    def token(self, create: bool, extracted: str | None, **kwargs: object) -> None:
+        self.set_credentials(Credentials(extracted or "pat-na1-test-token"))
+        if create:
+            self.save()
+
+
+class CrmCallFactory(DjangoModelFactory):
+    class Meta:
+        model = CrmCall
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    connection = factory.SubFactory(
+        ConnectionFactory, workspace=factory.SelfAttribute("..workspace")
+    )
+    connection_label = "HubSpot (workspace)"
+    provider = CrmProvider.HUBSPOT
+    scope = ConnectionScope.WORKSPACE
+    purpose = "workflow"
+    operation = "search"
+    outcome = "ok"

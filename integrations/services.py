@@ -1,0 +1,140 @@
+"""State changes of connections. Views, admin actions and commands call these."""
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+
+from governance.models import CrmProvider, Workspace
+from integrations import oauth
+from integrations.crm.clients import build_client
+from integrations.crm.errors import CrmError
+from integrations.models import (
+    AuthKind,
+    Connection,
+    ConnectionScope,
+    ConnectionStatus,
+    Credentials,
+)
+
+
+def do_connect(
+    workspace: Workspace,
+    provider: str,
+    scope: str,
+    *,
+    credentials: Credentials,
+    identity: oauth.Identity,
+    auth_kind: str,
+    acting_user: AbstractBaseUser,
+    user: AbstractBaseUser | None = None,
+) -> Connection:
+    """Store (or replace) the connection in its slot: one per workspace and CRM, or one per
+    user, workspace and CRM."""
+    if scope == ConnectionScope.USER and user is None:
+        raise ValueError("a user connection needs its user")
+    # Ask the CRM first: no database transaction stays open during a call to it.
+    owner_id, teams = _hubspot_owner(provider, identity, credentials)
+    slot = {"workspace": workspace, "provider": provider, "scope": scope}
+    if scope == ConnectionScope.USER:
+        slot["user"] = user
+    with transaction.atomic():
+        connection = Connection.objects.select_for_update().filter(**slot).first() or Connection(
+            **slot, created_by=acting_user
+        )
+        connection.auth_kind = auth_kind
+        connection.crm_account_id = identity.account_id
+        connection.api_base_url = identity.api_base_url.rstrip("/")
+        connection.crm_user_id = identity.user_id
+        connection.crm_user_email = identity.email
+        connection.crm_owner_id, connection.crm_teams = owner_id, teams
+        connection.status = ConnectionStatus.ACTIVE
+        connection.last_error = ""
+        connection.set_credentials(credentials)
+        connection.save()
+    return connection
+
+
+def _hubspot_owner(
+    provider: str, identity: oauth.Identity, credentials: Credentials
+) -> tuple[str, list[str]]:
+    """The HubSpot owner the connected user is, with their teams (record access needs them)."""
+    if provider != CrmProvider.HUBSPOT or not identity.email:
+        return "", []
+    client = build_client(
+        provider, base_url=identity.api_base_url, access_token=credentials.access_token
+    )
+    email = identity.email.lower()
+    for owner in client.owners():
+        if owner.email.lower() == email or (owner.user_id and owner.user_id == identity.user_id):
+            return owner.id, list(owner.teams)
+    return "", []
+
+
+def connect_with_token(
+    workspace: Workspace,
+    provider: str,
+    scope: str,
+    *,
+    access_token: str,
+    instance_url: str | None,
+    acting_user: AbstractBaseUser,
+    user: AbstractBaseUser | None = None,
+) -> Connection:
+    """An admin's alternative to OAuth: a HubSpot private-app token or a Salesforce session."""
+    identity = oauth.identify(provider, access_token, api_base_url=instance_url)
+    kind = AuthKind.PRIVATE_APP if provider == CrmProvider.HUBSPOT else AuthKind.SESSION
+    return do_connect(
+        workspace,
+        provider,
+        scope,
+        credentials=Credentials(access_token),
+        identity=identity,
+        auth_kind=kind,
+        acting_user=acting_user,
+        user=user,
+    )
+
+
+@transaction.atomic
+def do_disconnect(connection: Connection, *, acting_user: AbstractBaseUser) -> None:
+    """Revoke the grant at the CRM and keep the row as revoked, so anything that tries to
+    use it is told it was disconnected rather than that it never existed."""
+    connection = Connection.objects.select_for_update().get(pk=connection.pk)
+    if connection.status == ConnectionStatus.REVOKED:
+        return
+    transaction.on_commit(
+        lambda credentials=connection.credentials, base=connection.api_base_url: oauth.revoke(
+            connection.provider, credentials, base
+        )
+    )
+    connection.status = ConnectionStatus.REVOKED
+    connection.last_error = f"disconnected by {acting_user}"
+    connection.set_credentials(Credentials(access_token=""))
+    connection.expires_at = None
+    connection.save()
+
+
+def do_test_connection(connection: Connection, *, acting_user: AbstractBaseUser) -> str:
+    """Make one harmless CRM call through the connection; returns what was found.
+
+    Raises ConnectionProblem or CrmError with the reason; the connection's status and last
+    error are updated either way.
+    """
+    from integrations.connections import Purpose, ResolvedConnection, ensure_usable
+
+    ensure_usable(connection)
+    resolved = ResolvedConnection(
+        connection,
+        Purpose.WORKFLOW if connection.scope == ConnectionScope.WORKSPACE else Purpose.CHAT,
+        acting_user,
+        "a connection test",
+    )
+    try:
+        owners = resolved.client().owners()
+    except CrmError as exc:
+        connection.last_error = str(exc)
+        connection.save(update_fields=["last_error", "updated_at"])
+        raise
+    if connection.last_error:
+        connection.last_error = ""
+        connection.save(update_fields=["last_error", "updated_at"])
+    return f"{connection} works: the CRM lists {len(owners)} users."
