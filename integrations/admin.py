@@ -67,10 +67,10 @@ class ConnectionAdmin(WorkspaceScopedAdmin):
         for connection in queryset:
             try:
                 found = services.do_test_connection(connection, acting_user=request.user)
-            except (ConnectionProblem, CrmError) as exc:
-                self.message_user(
-                    request, f"{connection}: {getattr(exc, 'message', exc)}", messages.ERROR
-                )
+            except ConnectionProblem as exc:
+                self.message_user(request, f"{connection}: {exc.message}", messages.ERROR)
+            except CrmError as exc:  # str() keeps the CRM's status and error code
+                self.message_user(request, f"{connection}: {exc}", messages.ERROR)
             else:
                 self.message_user(request, found, messages.SUCCESS)
 
