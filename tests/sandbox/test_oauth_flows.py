@@ -156,7 +156,7 @@ def salesforce(sandbox_server) -> Crm:
 
 
 @pytest.fixture(params=["hubspot", "salesforce"])
-def crm(request) -> Crm:
+def crm(request, sandbox_server) -> Crm:
     return request.getfixturevalue(request.param)
 
 
