@@ -1,5 +1,5 @@
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
@@ -10,7 +10,18 @@ from django.http import HttpRequest
 
 from governance import services
 from governance.admin_scoping import SuperuserOnlyAdmin, WorkspaceScopedAdmin
-from governance.models import ADMIN_ROLES, CONFIGURE_ROLES, Membership, Policy, Role, Workspace
+from governance.models import (
+    ADMIN_ROLES,
+    CONFIGURE_ROLES,
+    CrmProperty,
+    Membership,
+    Policy,
+    Role,
+    Workspace,
+)
+from integrations.connections import ConnectionProblem
+from integrations.crm.errors import CrmError
+from integrations.models import ConnectionScope
 
 
 @admin.register(Workspace)
@@ -148,22 +159,140 @@ class PermissionGroupAdmin(SuperuserOnlyAdmin, GroupAdmin):
     pass
 
 
+class PolicyForm(forms.ModelForm):
+    """Offers, in each whitelist, only the properties of the policy's own workspace and CRM,
+    labelled with their object so the two-pane widget shows what each one belongs to."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        policy = self.instance
+        for name in ("read_properties", "write_properties"):
+            field = self.fields.get(name)
+            if field is None:
+                continue
+            if policy.pk is None:  # workspace and CRM are not chosen yet
+                field.queryset = field.queryset.none()
+            else:
+                field.queryset = field.queryset.filter(
+                    workspace_id=policy.workspace_id,
+                    provider=policy.provider,
+                    connection__scope=ConnectionScope.WORKSPACE,
+                )
+            field.label_from_instance = CrmProperty.choice_label
+        if "write_properties" in self.fields:
+            # A read-only property cannot be written whatever the policy says.
+            field = self.fields["write_properties"]
+            field.queryset = field.queryset.filter(read_only=False)
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        readable = list(cleaned.get("read_properties") or [])
+        for prop in cleaned.get("write_properties") or []:
+            chosen = [other for other in readable if other.object_type == prop.object_type]
+            if chosen and prop not in chosen:
+                self.add_error(
+                    "write_properties",
+                    f"{prop.choice_label()} is writable but not readable: add it to the read "
+                    "whitelist too (the agent reads a value before it overwrites it).",
+                )
+        return cleaned
+
+
 @admin.register(Policy)
 class PolicyAdmin(WorkspaceScopedAdmin):
+    form = PolicyForm
     list_display = [
         "__str__",
         "workspace",
         "provider",
-        "force_workspace_connection_for_chat",
-        "hubspot_access_member",
+        "paused",
+        "dry_run",
+        "company_scope",
+        "contact_scope",
+        "deal_scope",
+        "review_default",
         "updated_at",
     ]
-    list_filter = ["provider", "workspace"]
-    fields = [
-        "workspace",
-        "provider",
-        "force_workspace_connection_for_chat",
-        "hubspot_access_member",
-        "hubspot_access_revops",
-        "hubspot_access_admin",
+    list_filter = ["provider", "paused", "dry_run", "workspace"]
+    list_select_related = ["workspace"]
+    filter_horizontal = ["read_properties", "write_properties"]
+    actions = ["refresh_crm_properties"]
+    fieldsets = [
+        (None, {"fields": ["workspace", "provider", "paused", "dry_run"]}),
+        ("Objects", {"fields": ["company_scope", "contact_scope", "deal_scope"]}),
+        (
+            "Properties",
+            {
+                "fields": ["read_properties", "write_properties"],
+                "description": (
+                    "Properties come from the CRM: use the action “Refresh CRM properties” "
+                    "on the policy list after the CRM's fields change."
+                ),
+            },
+        ),
+        (
+            "Actions the agent may take",
+            {
+                "fields": [
+                    "allow_create",
+                    "allow_stage_change",
+                    "allow_update_closed",
+                    "allow_clear_values",
+                    "allow_create_associations",
+                ]
+            },
+        ),
+        ("Review", {"fields": ["review_default", "review_overrides"]}),
+        (
+            "Connections and record access",
+            {
+                "fields": [
+                    "force_workspace_connection_for_chat",
+                    "hubspot_access_member",
+                    "hubspot_access_revops",
+                    "hubspot_access_admin",
+                ]
+            },
+        ),
     ]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Policy | None = None) -> list:
+        if obj is not None:
+            return self.fieldsets
+        # The whitelists list the CRM's properties of the policy's workspace and CRM,
+        # which are known only once the policy is saved.
+        return [entry for entry in self.fieldsets if entry[0] != "Properties"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Policy | None = None) -> list[str]:
+        # Moving a policy to another workspace or CRM would strand its whitelists.
+        return ["workspace", "provider"] if obj is not None else []
+
+    @admin.action(description="Refresh CRM properties", permissions=["change"])
+    def refresh_crm_properties(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for policy in queryset.select_related("workspace"):
+            if not self.has_change_permission(request, policy):
+                continue
+            try:
+                summary = services.do_refresh_properties_for(
+                    policy.workspace, policy.provider, acting_user=request.user
+                )
+            except ConnectionProblem as exc:
+                self.message_user(request, f"{policy}: {exc.message}", messages.ERROR)
+            except CrmError as exc:  # str() keeps the CRM's status and error code
+                self.message_user(request, f"{policy}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{policy}: {summary}.", messages.SUCCESS)
+
+
+@admin.register(CrmProperty)
+class CrmPropertyAdmin(WorkspaceScopedAdmin):
+    """The cached metadata, read-only: it changes only by refreshing from the CRM."""
+
+    view_roles = CONFIGURE_ROLES
+    add_roles = frozenset()
+    change_roles = frozenset()
+    list_display = ["label", "name", "object_type", "type", "provider", "custom", "missing"]
+    list_filter = ["provider", "object_type", "missing", "custom", "workspace"]
+    search_fields = ["name", "label"]
+    list_select_related = ["workspace"]
+    readonly_fields = [field.name for field in CrmProperty._meta.fields]

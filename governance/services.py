@@ -1,12 +1,22 @@
-"""State changes of workspaces and memberships. Views, admin and commands call these."""
+"""State changes of workspaces, memberships and CRM property metadata. Views, admin and
+commands call these."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
-from governance.models import Membership, Role, Workspace
+from governance.models import CrmProperty, Membership, Role, Workspace
+
+if TYPE_CHECKING:  # integrations imports governance.models, so import it lazily at run time
+    from integrations.crm.types import PropertySpec
+    from integrations.models import Connection
 
 User = get_user_model()
 
@@ -103,3 +113,109 @@ def _ensure_another_admin(workspace: Workspace, *, excluding: Membership) -> Non
         raise ValidationError(
             f"{excluding.user} is the last admin of {workspace}; make someone else admin first."
         )
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    added: int
+    updated: int
+    missing: int  # rows the CRM did not return this time (kept, flagged missing)
+
+    def __str__(self) -> str:
+        return f"{self.added} added, {self.updated} updated, {self.missing} no longer in the CRM"
+
+
+def do_refresh_properties_for(
+    workspace: Workspace, provider: str, *, acting_user: AbstractBaseUser | None
+) -> RefreshSummary:
+    """Refresh from the workspace connection of ``provider``; a missing one raises
+    ConnectionMissing with the words that say who must connect what."""
+    from integrations.connections import Purpose, resolve_connection
+
+    resolved = resolve_connection(workspace, provider, Purpose.WORKFLOW, acting_user)
+    return do_refresh_properties(resolved.connection, acting_user=acting_user)
+
+
+def do_refresh_properties(
+    connection: "Connection", *, acting_user: AbstractBaseUser | None
+) -> RefreshSummary:
+    """Cache the CRM's property metadata of every object type for ``connection``.
+
+    Policies are enforced on the workspace connection, so only its describe counts: a
+    rep's describe reflects that rep's field-level security. Every describe happens before
+    the database transaction opens, so no transaction waits on the CRM; ConnectionProblem
+    and CrmError propagate with the CRM's message.
+    """
+    from integrations.connections import Purpose, resolve_connection
+    from integrations.crm.types import ObjectType
+    from integrations.models import ConnectionScope
+
+    if connection.scope != ConnectionScope.WORKSPACE:
+        raise ValueError("CRM properties are cached from workspace connections only")
+    resolved = resolve_connection(
+        connection.workspace, connection.provider, Purpose.WORKFLOW, acting_user
+    )
+    if resolved.connection.pk != connection.pk:  # the slot was reconnected meanwhile
+        raise ValueError(f"{connection} is no longer the workspace connection")
+    client = resolved.client()
+    described = {object_type: client.describe(object_type) for object_type in ObjectType}
+    return _store_properties(connection, described, seen_at=timezone.now())
+
+
+@transaction.atomic
+def _store_properties(
+    connection: "Connection",
+    described: "dict[str, list[PropertySpec]]",
+    *,
+    seen_at: datetime,
+) -> RefreshSummary:
+    existing = {
+        (prop.object_type, prop.name): prop
+        for prop in CrmProperty.objects.select_for_update().filter(connection=connection)
+    }
+    added: list[CrmProperty] = []
+    changed: list[CrmProperty] = []
+    seen: set[tuple[str, str]] = set()
+    for object_type, specs in described.items():
+        for spec in specs:
+            key = (str(object_type), spec.name)
+            seen.add(key)
+            values = _metadata(spec)
+            row = existing.get(key)
+            if row is None:
+                added.append(
+                    CrmProperty(
+                        workspace_id=connection.workspace_id,
+                        connection=connection,
+                        provider=connection.provider,
+                        object_type=key[0],
+                        name=spec.name,
+                        last_seen_at=seen_at,
+                        **values,
+                    )
+                )
+            elif row.missing or any(getattr(row, k) != v for k, v in values.items()):
+                for field, value in values.items():
+                    setattr(row, field, value)
+                row.missing = False
+                changed.append(row)
+    CrmProperty.objects.bulk_create(added)
+    CrmProperty.objects.bulk_update(changed, [*_METADATA_FIELDS, "missing"])
+    seen_pks = [row.pk for key, row in existing.items() if key in seen]
+    CrmProperty.objects.filter(pk__in=seen_pks).update(last_seen_at=seen_at)
+    gone = [row.pk for key, row in existing.items() if key not in seen]
+    CrmProperty.objects.filter(pk__in=gone).update(missing=True)
+    return RefreshSummary(added=len(added), updated=len(changed), missing=len(gone))
+
+
+_METADATA_FIELDS = ("label", "type", "options", "read_only", "custom")
+
+
+def _metadata(spec: "PropertySpec") -> dict[str, object]:
+    return {
+        "label": spec.label,
+        "type": str(spec.type),
+        "options": [{"value": option.value, "label": option.label} for option in spec.options],
+        "read_only": spec.read_only,
+        "custom": spec.custom,
+    }

@@ -8,9 +8,10 @@ factory that accepts it.
 import factory
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 from factory.django import DjangoModelFactory
 
-from governance.models import CrmProvider, Membership, Policy, Role, Workspace
+from governance.models import CrmProperty, CrmProvider, Membership, Policy, Role, Workspace
 from integrations.models import AuthKind, Connection, ConnectionScope, Credentials, CrmCall
 
 TEST_PASSWORD = "correct-horse-battery-staple"
@@ -109,3 +110,23 @@ class CrmCallFactory(DjangoModelFactory):
     purpose = "workflow"
     operation = "search"
     outcome = "ok"
+
+
+class CrmPropertyFactory(DjangoModelFactory):
+    """A deal property cached from the workspace's HubSpot connection."""
+
+    class Meta:
+        model = CrmProperty
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    connection = factory.SubFactory(
+        ConnectionFactory,
+        workspace=factory.SelfAttribute("..workspace"),
+        provider=factory.SelfAttribute("..provider"),
+    )
+    provider = CrmProvider.HUBSPOT
+    object_type = "deal"
+    name = factory.Sequence(lambda n: f"property_{n}")
+    label = factory.LazyAttribute(lambda prop: prop.name.replace("_", " ").capitalize())
+    type = "string"
+    last_seen_at = factory.LazyFunction(timezone.now)
