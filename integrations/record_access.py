@@ -15,6 +15,7 @@ from governance.models import RecordAccess
 from integrations.crm import errors
 from integrations.crm.base import CrmClient
 from integrations.crm.types import (
+    BatchWriteResult,
     ObjectType,
     Operator,
     Page,
@@ -155,9 +156,9 @@ class HubSpotRecordAccess:
         self._check_owner_value(object_type, properties)
         return self.inner.update(object_type, record_id, properties, precondition=precondition)
 
-    def update_many(self, object_type, updates) -> list[WriteResult]:
-        """Like both adapters' batches: records the CRM (here: the access) refuses are left
-        out of the results, and logged."""
+    def update_many(self, object_type, updates) -> BatchWriteResult:
+        """Like both adapters' batches: records outside the access are refused as data in
+        ``failed``; the others are sent."""
         if self.allowed is None:
             return self.inner.update_many(object_type, updates)
         owner_field = self._owner_field(object_type)
@@ -167,17 +168,23 @@ class HubSpotRecordAccess:
             if self._may(r)
         }
         allowed = {}
+        refused: dict[str, errors.CrmError] = {}
         for record_id, properties in updates.items():
             owner = properties.get(owner_field)
-            if record_id in visible and (owner is None or owner in self.allowed):
-                allowed[record_id] = properties
-            else:
-                logger.warning(
-                    "Not writing %s %s: outside the rep's HubSpot record access",
-                    object_type,
-                    record_id,
+            if record_id not in visible:
+                refused[record_id] = self._hidden(object_type, record_id)
+            elif owner is not None and owner not in self.allowed:
+                refused[record_id] = errors.PermissionDenied(
+                    f"You may not give a {object_type} to owner {owner}: it would leave your "
+                    "HubSpot record access",
+                    provider="hubspot",
+                    status=403,
+                    code="RECORD_ACCESS",
                 )
-        return self.inner.update_many(object_type, allowed) if allowed else []
+            else:
+                allowed[record_id] = properties
+        sent = self.inner.update_many(object_type, allowed) if allowed else BatchWriteResult(())
+        return BatchWriteResult(sent.written, {**refused, **sent.failed})
 
     def create(self, object_type, properties, *, associations=None) -> WriteResult:
         properties = dict(properties)

@@ -10,6 +10,7 @@ from typing import Protocol
 
 from integrations.crm.profiles import CrmProfile
 from integrations.crm.types import (
+    BatchWriteResult,
     ObjectType,
     Operator,
     Owner,
@@ -67,8 +68,9 @@ class CrmClient(Protocol):
 
     def update_many(
         self, object_type: ObjectType, updates: Mapping[str, Mapping[str, str | None]]
-    ) -> list[WriteResult]:
-        """Batch update (HubSpot: 100 per request; Salesforce: 200 per collection)."""
+    ) -> BatchWriteResult:
+        """Batch update (HubSpot: 100 per request; Salesforce: 200 per collection); every
+        record not written is in ``failed`` with the CRM's reason."""
 
     def create(
         self,

@@ -52,6 +52,7 @@ from integrations.crm.hubspot_mapping import (
 )
 from integrations.crm.profiles import HUBSPOT, association_path
 from integrations.crm.types import (
+    BatchWriteResult,
     ObjectType,
     Owner,
     Page,
@@ -267,10 +268,11 @@ class HubSpotClient:
 
     def update_many(
         self, object_type: ObjectType, updates: Mapping[str, Mapping[str, str | None]]
-    ) -> list[WriteResult]:
-        """Batch update, 100 records per request. Records HubSpot could not find (its 207
-        answer) are left out of the results; the others are written."""
+    ) -> BatchWriteResult:
+        """Batch update, 100 records per request. Records HubSpot did not write (its 207
+        answer) are in ``failed`` with HubSpot's own message; the others are written."""
         results: list[WriteResult] = []
+        failed: dict[str, errors.CrmError] = {}
         for chunk in _chunks(list(updates.items()), BATCH_SIZE):
             request = BatchInputSimplePublicObjectBatchInput(
                 inputs=[
@@ -281,15 +283,31 @@ class HubSpotClient:
             response = self._call(
                 self._batch.update, self.profile.object_name(object_type), request
             )
+            written = set()
             for obj in response.results or []:
                 results.append(self._result(object_type, obj, updates.get(obj.id, {})))
-            if getattr(response, "errors", None):
-                logger.warning(
-                    "HubSpot batch update left out some %s: %s",
-                    object_type,
-                    [error.message for error in response.errors],
+                written.add(str(obj.id))
+            for error in getattr(response, "errors", None) or []:
+                context = error.context or {}
+                refusal = (
+                    errors.NotFound(
+                        error.message, provider="hubspot", status=404, code=error.category
+                    )
+                    if error.category == "OBJECT_NOT_FOUND"
+                    else errors.ValidationFailed(
+                        error.message, provider="hubspot", status=400, code=error.category
+                    )
                 )
-        return results
+                for record_id in context.get("ids") or []:
+                    failed[str(record_id)] = refusal
+            for record_id, _ in chunk:
+                if record_id not in written and record_id not in failed:
+                    failed[record_id] = errors.CrmError(
+                        "HubSpot neither wrote this record nor said why", provider="hubspot"
+                    )
+        if failed:
+            logger.warning("HubSpot batch update did not write %d %s", len(failed), object_type)
+        return BatchWriteResult(tuple(results), failed)
 
     def create(
         self,

@@ -46,6 +46,7 @@ from integrations.crm.salesforce_values import (
     to_salesforce,
 )
 from integrations.crm.types import (
+    BatchWriteResult,
     ObjectType,
     Owner,
     Page,
@@ -263,12 +264,13 @@ class SalesforceClient:
 
     def update_many(
         self, object_type: ObjectType, updates: Mapping[str, Mapping[str, str | None]]
-    ) -> list[WriteResult]:
-        """Collections of 200 records per request. Records Salesforce refused are left out
-        of the results (and logged with the mapped error); the others are written."""
+    ) -> BatchWriteResult:
+        """Collections of 200 records per request. Records Salesforce refused are in
+        ``failed`` with the mapped error; the others are written."""
         object_name = self.profile.object_name(object_type)
         items = list(updates.items())
         results: list[WriteResult] = []
+        failed: dict[str, errors.CrmError] = {}
         for chunk in _chunks(items, COLLECTION_SIZE):
             records = [
                 {
@@ -289,6 +291,7 @@ class SalesforceClient:
                     results.append(WriteResult(object_type, record_id, dict(values)))
                     continue
                 error = from_errors(None, result.get("errors") or [], result, "update refused")
+                failed[record_id] = error
                 logger.warning(
                     "Salesforce refused to update %s %s: %s (%s)",
                     object_name,
@@ -296,7 +299,7 @@ class SalesforceClient:
                     error.message,
                     type(error).__name__,
                 )
-        return results
+        return BatchWriteResult(tuple(results), failed)
 
     def create(
         self,

@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from integrations.crm.errors import CrmError
 
 
 class Provider(StrEnum):
@@ -141,6 +145,21 @@ class WriteResult:
     properties: Mapping[str, str | None]
     created: bool = False
     updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BatchWriteResult:
+    """What a batch wrote, and, for every record it did not write, the reason.
+
+    A refusal is data here rather than an exception, because the other records of the batch
+    were written; callers must look at ``failed`` (a silent partial failure is a bug).
+    """
+
+    written: tuple[WriteResult, ...]
+    failed: Mapping[str, "CrmError"] = field(default_factory=dict)
+
+    def ids(self) -> list[str]:
+        return [result.id for result in self.written]
 
 
 @dataclass(frozen=True)

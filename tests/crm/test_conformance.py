@@ -209,8 +209,28 @@ def test_update_many_writes_every_record(crm):
         DEAL, {deal.crm_id: {next_step: "Call back"} for deal in deals}
     )
 
-    assert sorted(_ids(results)) == sorted(deal.crm_id for deal in deals)
+    assert sorted(results.ids()) == sorted(deal.crm_id for deal in deals)
+    assert results.failed == {}
     assert len(crm.written()) == 230
+
+
+def test_update_many_reports_each_record_it_did_not_write(crm):
+    deals = crm.bulk_add(DEAL, [{"name": f"Deal {i}"} for i in range(3)])
+    missing = crm.missing_id(DEAL)
+    next_step = crm.field(DEAL, "next_step")
+
+    results = crm.client.update_many(
+        DEAL,
+        {
+            **{deal.crm_id: {next_step: "Call back"} for deal in deals},
+            missing: {next_step: "Call back"},
+        },
+    )
+
+    assert sorted(results.ids()) == sorted(deal.crm_id for deal in deals)
+    assert list(results.failed) == [missing]
+    assert isinstance(results.failed[missing], errors.CrmError)
+    assert missing not in crm.written()
 
 
 def test_create_with_associations(crm):

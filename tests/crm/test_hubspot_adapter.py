@@ -419,8 +419,9 @@ def test_update_many_writes_in_batches_of_100_and_leaves_out_missing_ids(hub):
     results = hub.client.update_many(DEAL, updates)
 
     assert len(hub.requests("/batch/update")) == 3
-    assert sorted(result.id for result in results) == sorted(deal.crm_id for deal in deals)
-    assert all(result.properties == {"hs_next_step": "Call back"} for result in results)
+    assert sorted(results.ids()) == sorted(deal.crm_id for deal in deals)
+    assert all(result.properties == {"hs_next_step": "Call back"} for result in results.written)
+    assert isinstance(results.failed["987654"], errors.NotFound)
     assert len(hub.written()) == 230
 
 

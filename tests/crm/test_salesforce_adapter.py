@@ -390,7 +390,8 @@ def test_update_many_sends_collections_of_200_and_leaves_out_refusals(org):
 
     results = org.client_for(rep).update_many(DEAL, updates)
 
-    assert [result.id for result in results] == [deal.crm_id for deal in deals]
+    assert results.ids() == [deal.crm_id for deal in deals]
+    assert list(results.failed) == [hidden.crm_id]
     collections = SandboxRequest.objects.filter(path__endswith="/composite/sobjects")
     assert collections.count() == 3
     assert sum(len(log.written) for log in collections) == 450

@@ -78,7 +78,10 @@ def test_a_rep_cannot_write_outside_their_access(crm_setup, deals, workspace, re
         DEAL,
         {deals["other"].crm_id: {next_step: "Hijacked"}, deals["own"].crm_id: {next_step: "Fine"}},
     )
-    assert [result.id for result in results] == [deals["own"].crm_id]
+    assert results.ids() == [deals["own"].crm_id]
+    assert isinstance(
+        results.failed[deals["other"].crm_id], errors.NotFound | errors.PermissionDenied
+    )
     client.update(DEAL, deals["own"].crm_id, {next_step: "Send the MSA"})
 
     written = _written(crm_setup)
