@@ -11,6 +11,8 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from factory.django import DjangoModelFactory
 
+from audit.models import ActorKind, AuditEvent, Outcome
+from audit.services import record_event
 from governance.models import CrmProperty, CrmProvider, Membership, Policy, Role, Workspace
 from integrations.models import AuthKind, Connection, ConnectionScope, Credentials, CrmCall
 
@@ -130,3 +132,22 @@ class CrmPropertyFactory(DjangoModelFactory):
     label = factory.LazyAttribute(lambda prop: prop.name.replace("_", " ").capitalize())
     type = "string"
     last_seen_at = factory.LazyFunction(timezone.now)
+
+
+class AuditEventFactory(DjangoModelFactory):
+    """An event appended through the real chain (audit.services.record_event)."""
+
+    class Meta:
+        model = AuditEvent
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    action = "crm.read"
+    outcome = Outcome.OK
+    actor_kind = ActorKind.AGENT
+    crm = CrmProvider.HUBSPOT
+    object_type = "deal"
+    record_id = factory.Sequence(lambda n: str(9000 + n))
+
+    @classmethod
+    def _create(cls, model_class: type[AuditEvent], workspace, **kwargs: object) -> AuditEvent:
+        return record_event(workspace, **kwargs)

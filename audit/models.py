@@ -1,0 +1,173 @@
+"""The audit trail: one append-only, hash-chained row per CRM call, refusal and decision.
+
+Each workspace has its own chain. An event's ``hash`` is a SHA-256 over a canonical JSON of
+its content and the previous event's hash, so editing any stored event, or deleting one from
+the middle, breaks the chain where ``audit.services.verify_chain`` (and ``manage.py
+audit_verify``) finds it. Rows are written only by ``audit.services.record_event``; the ORM
+refuses to change or delete them.
+"""
+
+import hashlib
+import json
+from datetime import UTC
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from governance.models import CrmProvider, TenantModel
+from integrations.models import ConnectionScope
+
+GENESIS_HASH = "0" * 64  # the previous_hash of a workspace's first event
+
+
+class AppendOnlyError(Exception):
+    """Raised by any attempt to change or delete an audit event through the ORM."""
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "User"
+    AGENT = "agent", "Agent"
+    SYSTEM = "system", "System"
+
+
+class Outcome(models.TextChoices):
+    OK = "ok", "OK"
+    DENIED = "denied", "Denied"
+    FAILED = "failed", "Failed"
+    DRY_RUN = "dry_run", "Dry run"
+    PAUSED = "paused", "Paused"
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
+
+    def bulk_create(self, objs, *args, **kwargs):
+        raise AppendOnlyError(
+            "Audit events are appended one at a time by audit.services.record_event."
+        )
+
+
+class AuditEvent(TenantModel):
+    sequence = models.PositiveBigIntegerField(help_text="1, 2, 3… within the workspace.")
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    actor_kind = models.CharField(max_length=8, choices=ActorKind.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=200, blank=True)  # survives the user's deletion
+
+    # A short dotted verb (crm.read, crm.write.denied, policy.changed): deliberately not an
+    # enum, so a new kind of event needs no migration.
+    action = models.CharField(max_length=64, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, db_index=True)
+
+    crm = models.CharField(max_length=16, choices=CrmProvider.choices, blank=True)
+    object_type = models.CharField(max_length=32, blank=True)
+    record_id = models.CharField(max_length=128, blank=True)
+    field = models.CharField(max_length=128, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    connection = models.ForeignKey(
+        "integrations.Connection",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    connection_label = models.CharField(max_length=300, blank=True)
+    scope = models.CharField(max_length=16, choices=ConnectionScope.choices, blank=True)
+
+    # Plain labels until the agent models exist (crm_agents); they then gain foreign keys.
+    workflow_label = models.CharField(max_length=300, blank=True)
+    call_label = models.CharField(max_length=300, blank=True)
+    run_label = models.CharField(max_length=300, blank=True)
+
+    reason = models.TextField(blank=True)
+    context = models.JSONField(default=dict, blank=True)
+
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    # What the hash covers. Foreign key ids are left out on purpose: SET_NULL clears them
+    # when a user or connection is deleted, and that must not read as tampering; the
+    # denormalised labels beside them are covered instead.
+    HASHED_FIELDS = (
+        "workspace_id",
+        "sequence",
+        "at",
+        "actor_kind",
+        "actor_label",
+        "action",
+        "outcome",
+        "crm",
+        "object_type",
+        "record_id",
+        "field",
+        "before",
+        "after",
+        "connection_label",
+        "scope",
+        "workflow_label",
+        "call_label",
+        "run_label",
+        "reason",
+        "context",
+        "previous_hash",
+    )
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["workspace", "sequence"], name="one_audit_event_per_sequence"
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["workspace", "object_type", "record_id", "field"],
+                name="audit_event_record_field",
+            )
+        ]
+
+    def __str__(self) -> str:
+        target = " ".join(part for part in (self.object_type, self.record_id, self.field) if part)
+        return f"#{self.sequence} {self.action} {target}: {self.outcome}".replace("  ", " ")
+
+    def compute_hash(self) -> str:
+        """SHA-256 hex of the canonical JSON of the hashed fields (sorted keys, no spaces)."""
+        payload: dict[str, object] = {"v": 1}
+        for name in self.HASHED_FIELDS:
+            payload[name] = getattr(self, name)
+        payload["at"] = self.at.astimezone(UTC).isoformat(timespec="microseconds")
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def save(self, *args, **kwargs) -> None:
+        if not self._state.adding:
+            raise AppendOnlyError(
+                f"Audit event #{self.sequence} is append-only: it cannot be changed."
+            )
+        if self.sequence is None or not self.hash or self.hash != self.compute_hash():
+            raise AppendOnlyError(
+                "Append audit events through audit.services.record_event, which chains them."
+            )
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"Audit event #{self.sequence} is append-only: it cannot be deleted.")

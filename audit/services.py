@@ -1,0 +1,189 @@
+"""Appending to a workspace's audit chain, and checking that the chain is intact.
+
+Callers pass no credentials: tokens, API keys and passwords never belong in an audit event
+(DESIGN.md invariant 8). As a safety net, values under credential-like keys
+(``SECRET_KEYS``) anywhere in ``before``, ``after`` or ``context`` are replaced by
+``REDACTED`` before anything is stored.
+"""
+
+import json
+from collections.abc import Iterator
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+from django.utils import timezone
+
+from audit.models import GENESIS_HASH, ActorKind, AuditEvent, Outcome
+from governance.models import Workspace
+from integrations.models import ConnectionScope
+
+SECRET_KEYS = frozenset(
+    {
+        "access_token",
+        "api_key",
+        "apikey",
+        "authorization",
+        "client_secret",
+        "credentials",
+        "id_token",
+        "password",
+        "private_app_token",
+        "refresh_token",
+        "secret",
+        "session_id",
+        "token",
+    }
+)
+REDACTED = "[redacted]"
+_EXACT_INT_LIMIT = 2**53
+
+
+class _AuditJSONEncoder(DjangoJSONEncoder):
+    """Datetimes, dates, Decimals, UUIDs and lazy strings become strings; sets sorted lists."""
+
+    def default(self, o: object) -> object:
+        if isinstance(o, set | frozenset):
+            return sorted(o, key=str)
+        return super().default(o)
+
+
+def record_event(
+    workspace: Workspace,
+    *,
+    action: str,
+    outcome: str,
+    actor_kind: str = ActorKind.AGENT,
+    actor_user=None,
+    crm: str = "",
+    object_type: str = "",
+    record_id: str = "",
+    field: str = "",
+    before: object = None,
+    after: object = None,
+    connection=None,
+    scope: str = "",
+    reason: str = "",
+    context: dict | None = None,
+    workflow_label: str = "",
+    call_label: str = "",
+    run_label: str = "",
+) -> AuditEvent:
+    """Append one event to ``workspace``'s chain and return it.
+
+    Runs in the caller's transaction when there is one (so an event and the change it
+    records commit together), and holds the workspace's chain lock until that transaction
+    ends: keep such transactions short. ``crm``, ``scope`` and ``connection_label`` default
+    to the connection's; ``actor_label`` to the user's name or the actor kind.
+    """
+    if actor_kind not in ActorKind.values:
+        raise ValueError(f"Unknown actor kind {actor_kind!r}; use one of {ActorKind.values}.")
+    if outcome not in Outcome.values:
+        raise ValueError(f"Unknown audit outcome {outcome!r}; use one of {Outcome.values}.")
+    if connection is not None and connection.workspace_id != workspace.pk:
+        raise ValueError(f"{connection} does not belong to workspace {workspace.slug}.")
+    scope = scope or (connection.scope if connection is not None else "")
+    if scope and scope not in ConnectionScope.values:
+        raise ValueError(f"Unknown scope {scope!r}; use one of {ConnectionScope.values}.")
+
+    event = AuditEvent(
+        workspace=workspace,
+        actor_kind=actor_kind,
+        actor_user=actor_user,
+        actor_label=_clip(actor_user.get_username() if actor_user else actor_kind, 200),
+        action=action,
+        outcome=outcome,
+        crm=crm or (connection.provider if connection is not None else ""),
+        object_type=object_type,
+        record_id=str(record_id),
+        field=field,
+        before=_json_value(before, "before"),
+        after=_json_value(after, "after"),
+        connection=connection,
+        connection_label=_clip(str(connection) if connection is not None else "", 300),
+        scope=scope,
+        workflow_label=_clip(workflow_label, 300),
+        call_label=_clip(call_label, 300),
+        run_label=_clip(run_label, 300),
+        reason=reason,
+        context=_json_value(context or {}, "context"),
+    )
+    with transaction.atomic():
+        # One appender per workspace at a time. FOR NO KEY UPDATE does not block inserts
+        # of other rows referencing the workspace (they take FOR KEY SHARE). SQLite has no
+        # row locks; its IMMEDIATE transactions already serialise writers.
+        Workspace.objects.select_for_update(no_key=True).only("pk").get(pk=workspace.pk)
+        head = (
+            AuditEvent.objects.filter(workspace=workspace)
+            .order_by("-sequence")
+            .values("sequence", "hash")
+            .first()
+        )
+        event.sequence = head["sequence"] + 1 if head else 1
+        event.previous_hash = head["hash"] if head else GENESIS_HASH
+        event.at = timezone.now()
+        event.hash = event.compute_hash()
+        event.save(force_insert=True)
+    return event
+
+
+def verify_chain(workspace: Workspace) -> list[str]:
+    """Every problem in ``workspace``'s chain, in sequence order; empty when it is intact.
+
+    Finds an edited event (its hash no longer matches its content) and a deleted one (a
+    gap in the sequence and a broken previous_hash link). It cannot see the newest events
+    removed together, nor a chain rewritten with fresh hashes: anchoring the head hash
+    outside the database would be needed for that.
+    """
+    problems: list[str] = []
+    expected_sequence, expected_previous = 1, GENESIS_HASH
+    for event in _chain(workspace):
+        where = f"{workspace.slug} #{event.sequence}"
+        if event.sequence != expected_sequence:
+            missing = (
+                f"#{expected_sequence}"
+                if event.sequence == expected_sequence + 1
+                else f"#{expected_sequence} to #{event.sequence - 1}"
+            )
+            problems.append(f"{where}: sequence gap, {missing} missing (deleted?)")
+        if event.previous_hash != expected_previous:
+            problems.append(f"{where}: previous_hash does not match the preceding event's hash")
+        if event.hash != event.compute_hash():
+            problems.append(f"{where}: hash mismatch, the event was changed after it was written")
+        expected_sequence, expected_previous = event.sequence + 1, event.hash
+    return problems
+
+
+def _chain(workspace: Workspace) -> Iterator[AuditEvent]:
+    return (
+        AuditEvent.objects.filter(workspace=workspace)
+        .order_by("sequence")
+        .iterator(chunk_size=2000)
+    )
+
+
+def _json_value(value: object, name: str) -> object:
+    """``value`` as it will read back from the database, so its hash can be recomputed."""
+    try:
+        text = json.dumps(value, cls=_AuditJSONEncoder, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"The audit event's {name} must be JSON-serialisable: {exc}") from exc
+    return _normalise(json.loads(text))
+
+
+def _normalise(value: object) -> object:
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if key.lower() in SECRET_KEYS else _normalise(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_normalise(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        # PostgreSQL's jsonb keeps numbers as exact decimals, so 1e300 would read back as
+        # a 301-digit integer: store integral floats as values that read back unchanged.
+        return int(value) if abs(value) < _EXACT_INT_LIMIT else repr(value)
+    return value
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
