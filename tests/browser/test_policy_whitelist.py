@@ -1,11 +1,13 @@
 """A RevOps user chooses a real CRM property for the write whitelist in the stock two-pane
-widget, and the saved policy then allows that write, on both CRMs."""
+widget, and the guard then sends that write, which it refused before, on both CRMs."""
 
 import pytest
 from playwright.sync_api import expect
 
 from governance import services
+from governance.guard import Guard, WriteStatus
 from governance.models import CrmProperty, ObjectScope, Policy
+from integrations.connections import Purpose, resolve_connection
 from integrations.crm.profiles import PROFILES
 from integrations.crm.types import ObjectType, Provider
 from integrations.models import ConnectionScope
@@ -37,7 +39,8 @@ def test_revops_adds_the_deal_amount_to_the_write_whitelist(
     )
     amount_name = PROFILES[Provider(provider)].native_field(ObjectType.DEAL, "amount")
     amount = CrmProperty.objects.get(connection=connection, object_type="deal", name=amount_name)
-    assert not policy.may_write("deal", amount_name)
+    deal = seed.add_record(account, ObjectType.DEAL, {"name": "Acme", "amount": 50000})
+    assert _write_amount(workspace, provider, deal).status == WriteStatus.REFUSED
 
     admin_login(revops)
     page.goto(f"{live_server.url}/admin/governance/policy/{policy.pk}/change/")
@@ -51,10 +54,20 @@ def test_revops_adds_the_deal_amount_to_the_write_whitelist(
     expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
     saved = Policy.objects.get(pk=policy.pk)
     assert saved.may_write("deal", amount_name)
+    assert _write_amount(workspace, provider, deal).status == WriteStatus.SENT
+    deal.refresh_from_db()
+    assert float(deal.values[amount_name]) == 75000
     assert not saved.may_write(
         "deal", PROFILES[Provider(provider)].native_field(ObjectType.DEAL, "stage")
     )
     assert saved.history.latest().history_user == revops
+
+
+def _write_amount(workspace, provider: str, deal):
+    policy = Policy.objects.get(workspace=workspace, provider=provider)
+    guard = Guard.for_resolved(resolve_connection(workspace, provider, Purpose.WORKFLOW), policy)
+    amount = PROFILES[Provider(provider)].native_field(ObjectType.DEAL, "amount")
+    return guard.update(ObjectType.DEAL, deal.crm_id, {amount: "75000"})
 
 
 def connect_workspace(workspace, provider: str, crm_user, crm_url: str, acting_user):
