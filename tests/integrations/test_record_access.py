@@ -127,3 +127,22 @@ def test_the_workspace_connection_sees_everything(crm_setup, deals, workspace, w
     found = {record.id for record in search_all(client, SearchQuery(DEAL))}
 
     assert found == {deals["own"].crm_id, deals["team"].crm_id, deals["other"].crm_id}
+
+
+def test_team_access_sees_the_team_and_nobody_else_on_both_crms(
+    crm_setup, deals, workspace, rep_user
+):
+    # Salesforce shares by the CRM user's own team access; HubSpot by the policy's level.
+    Policy.objects.create(
+        workspace=workspace, provider=crm_setup.provider, hubspot_access_member=RecordAccess.TEAM
+    )
+    crm_setup.connect(workspace, ConnectionScope.USER, crm_setup.teammate, user=rep_user)
+    client = resolve_connection(workspace, crm_setup.provider, Purpose.CHAT, rep_user).client()
+    next_step = client.profile.native_field(DEAL, "next_step")
+
+    found = {record.id for record in search_all(client, SearchQuery(DEAL))}
+    with pytest.raises((errors.NotFound, errors.PermissionDenied)):
+        client.update(DEAL, deals["other"].crm_id, {next_step: "Hijacked"})
+
+    assert found == {deals["own"].crm_id, deals["team"].crm_id}
+    assert deals["other"].crm_id not in _written(crm_setup)
