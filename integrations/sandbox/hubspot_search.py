@@ -24,15 +24,17 @@ id. ``after`` is the offset as a string, ``paging`` is present only while result
 ``total`` counts every match, even past the 10,000 a query may page through.
 """
 
-import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
-from functools import cmp_to_key
 from typing import Any
 
 from integrations.sandbox.hubspot_search_errors import HubSpotSearchError
+from integrations.sandbox.hubspot_search_match import (
+    PropertyValues,
+    ordered,
+    request_predicate,
+    value,
+)
 from integrations.sandbox.hubspot_search_request import (
     Filter,
     Operator,
@@ -41,11 +43,6 @@ from integrations.sandbox.hubspot_search_request import (
     Sort,
     parse_search_request,
 )
-
-PropertyValues = Mapping[str, str | None]
-
-_MATCHES_MISSING = frozenset({Operator.NEQ, Operator.NOT_IN, Operator.NOT_CONTAINS_TOKEN})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -119,106 +116,8 @@ class SearchPage:
         return body
 
 
-def _number(text: str) -> Decimal | None:
-    """``text`` as a number: itself when numeric, its epoch milliseconds when an ISO date."""
-    try:
-        number = Decimal(text)
-    except InvalidOperation:
-        number = None
-    if number is not None:
-        return number if number.is_finite() else None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return Decimal(round((moment - _EPOCH).total_seconds() * 1000))
-
-
-def _compare(left: str, right: str) -> int:
-    """-1, 0 or 1: numerically when both read as numbers, else as case-insensitive text."""
-    left_number, right_number = _number(left), _number(right)
-    if left_number is not None and right_number is not None:
-        a: Decimal | str
-        b: Decimal | str
-        a, b = left_number, right_number
-    else:
-        a, b = left.casefold(), right.casefold()
-    return (a > b) - (a < b)
-
-
-def _token_pattern(term: str) -> re.Pattern[str]:
-    return re.compile(".*".join(re.escape(part) for part in term.casefold().split("*")))
-
-
-def _contains_tokens(value: str, wanted: str) -> bool:
-    tokens = value.casefold().split()
-    patterns = [_token_pattern(term) for term in wanted.split()]
-    return all(any(p.fullmatch(token) for token in tokens) for p in patterns)
-
-
-def _matches(item: Filter, properties: PropertyValues) -> bool:
-    value = properties.get(item.property_name) or None
-    operator = item.operator
-    if operator is Operator.HAS_PROPERTY:
-        return value is not None
-    if operator is Operator.NOT_HAS_PROPERTY:
-        return value is None
-    if value is None:
-        return operator in _MATCHES_MISSING
-    if operator in (Operator.IN, Operator.NOT_IN):
-        found = value.lower() in item.values
-        return found == (operator is Operator.IN)
-    if operator in (Operator.CONTAINS_TOKEN, Operator.NOT_CONTAINS_TOKEN):
-        found = _contains_tokens(value, item.value or "")
-        return found == (operator is Operator.CONTAINS_TOKEN)
-    order = _compare(value, item.value or "")
-    if operator is Operator.BETWEEN:
-        return order >= 0 and _compare(value, item.high_value or "") <= 0
-    return {
-        Operator.EQ: order == 0,
-        Operator.NEQ: order != 0,
-        Operator.LT: order < 0,
-        Operator.LTE: order <= 0,
-        Operator.GT: order > 0,
-        Operator.GTE: order >= 0,
-    }[operator]
-
-
-def _matches_query(query: str, properties: PropertyValues, profile: SearchProfile) -> bool:
-    haystacks = [(properties.get(name) or "").casefold() for name in profile.searchable_properties]
-    return all(any(word in text for text in haystacks) for word in query.casefold().split())
-
-
-def _id_order(left: str, right: str) -> int:
-    key_left = (0, int(left), "") if left.isdigit() else (1, 0, left)
-    key_right = (0, int(right), "") if right.isdigit() else (1, 0, right)
-    return (key_left > key_right) - (key_left < key_right)
-
-
-def _sorted(
-    records: list[tuple[str, PropertyValues]], sorts: tuple[Sort, ...]
-) -> list[tuple[str, PropertyValues]]:
-    def order(left: tuple[str, PropertyValues], right: tuple[str, PropertyValues]) -> int:
-        for sort in sorts:
-            a = left[1].get(sort.property_name) or None
-            b = right[1].get(sort.property_name) or None
-            if a is None or b is None:
-                # Records without the value go last, whatever the direction.
-                result = (a is None) - (b is None)
-                if result:
-                    return result
-                continue
-            result = _compare(a, b)
-            if result:
-                return -result if sort.descending else result
-        return _id_order(left[0], right[0])
-
-    return sorted(records, key=cmp_to_key(order))
-
-
 def _projected(record_id: str, properties: PropertyValues, names: Iterable[str]) -> SearchHit:
-    return SearchHit(record_id, {name: properties.get(name) for name in names})
+    return SearchHit(record_id, {name: value(record_id, properties, name) for name in names})
 
 
 def search(
@@ -226,34 +125,43 @@ def search(
     records: Iterable[tuple[str, PropertyValues]],
     *,
     profile: SearchProfile,
+    expand: Callable[[str], PropertyValues] | None = None,
 ) -> SearchPage:
-    """The page of ``records`` that ``request`` asks for."""
-    # HubSpot fills hs_object_id itself, so it can be filtered, sorted and returned.
-    candidates = [
-        (record_id, {"hs_object_id": record_id, **properties}) for record_id, properties in records
-    ]
-    matching = [
-        (record_id, properties)
-        for record_id, properties in candidates
-        if (
-            not request.filter_groups
-            or any(all(_matches(f, properties) for f in group) for group in request.filter_groups)
-        )
-        and (not request.query or _matches_query(request.query, properties, profile))
-    ]
-    ordered = _sorted(matching, request.sorts)
-    window = ordered[request.after : request.after + request.limit]
+    """The page of ``records`` that ``request`` asks for.
+
+    ``expand``, when given, returns the properties a hit is answered with, by id: the caller
+    may then search values that leave out what no filter, sort or query of this request reads,
+    and work out the rest for the records of the page only.
+    """
+    matches = request_predicate(request, profile.searchable_properties)
+    # The records' own pairs, not new ones: thousands of fresh tuples per search would wake
+    # the garbage collector's full collections (tuples holding dicts stay tracked).
+    matching = [record for record in records if matches is None or matches(*record)]
+    in_order = ordered(matching, request.sorts)
+    window = in_order[request.after : request.after + request.limit]
     requested = request.properties or profile.default_properties
     names = list(dict.fromkeys((*requested, *profile.always_properties)))
     if profile.known_properties is not None:
         names = [name for name in names if name in profile.known_properties]
     end = request.after + request.limit
-    more = request.limit > 0 and end < len(ordered)
+    more = request.limit > 0 and end < len(in_order)
     return SearchPage(
-        total=len(ordered),
-        results=tuple(_projected(record_id, props, names) for record_id, props in window),
+        total=len(in_order),
+        results=tuple(
+            _projected(record_id, expand(record_id) if expand else properties, names)
+            for record_id, properties in window
+        ),
         next_after=str(end) if more else None,
     )
+
+
+def referenced_properties(request: SearchRequest, profile: SearchProfile) -> frozenset[str]:
+    """The properties the request's filters, sorts and query read (not what it answers)."""
+    names = {item.property_name for group in request.filter_groups for item in group}
+    names.update(sort.property_name for sort in request.sorts)
+    if request.query:
+        names.update(profile.searchable_properties)
+    return frozenset(names)
 
 
 __all__ = [
@@ -268,5 +176,6 @@ __all__ = [
     "SearchRequest",
     "Sort",
     "parse_search_request",
+    "referenced_properties",
     "search",
 ]

@@ -29,34 +29,14 @@ their case-sensitive 15-character form, ``!=`` and ``NOT IN`` keep nulls while t
 operators and LIKE never match one, and NOT simply negates (no SQL three-valued logic).
 """
 
-import operator
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from decimal import Decimal, InvalidOperation
-from enum import Enum, auto
-from functools import cmp_to_key, lru_cache
 from typing import Any
 
-from integrations.sandbox.soql_ast import (
-    And,
-    Comparison,
-    Condition,
-    FieldRef,
-    Like,
-    Not,
-    Op,
-    Or,
-    OrderItem,
-    SoqlError,
-    Value,
-)
-from integrations.sandbox.soql_parser import like_regex, parse
+from integrations.sandbox.soql_ast import FieldRef, SoqlError
+from integrations.sandbox.soql_match import condition_test, ordered, sort_key
+from integrations.sandbox.soql_parser import parse
 from integrations.sandbox.soql_schema import (
-    ID_TYPES,
-    NUMBER_TYPES,
-    TEXT_TYPES,
     BoundQuery,
     Catalog,
     ObjectSchema,
@@ -78,106 +58,6 @@ class QueryResult:
     def to_response(self) -> dict[str, Any]:
         """The single-batch REST body; values are still Python objects to encode."""
         return {"totalSize": self.total_size, "done": True, "records": self.records}
-
-
-_ORDERING = {Op.LT: operator.lt, Op.LE: operator.le, Op.GT: operator.gt, Op.GE: operator.ge}
-
-
-class _Kind(Enum):
-    TEXT = auto()
-    ID = auto()
-    NUMBER = auto()
-    BOOLEAN = auto()
-    DATE = auto()
-    DATETIME = auto()
-
-
-def _kind(field_type: str, sample: object) -> _Kind:
-    """How values of a field compare: by its describe type, else by the literal or value."""
-    if field_type in TEXT_TYPES:
-        return _Kind.TEXT
-    if field_type in ID_TYPES:
-        return _Kind.ID
-    if field_type in NUMBER_TYPES:
-        return _Kind.NUMBER
-    by_type = {"boolean": _Kind.BOOLEAN, "date": _Kind.DATE, "datetime": _Kind.DATETIME}
-    if field_type in by_type:
-        return by_type[field_type]
-    if isinstance(sample, bool):
-        return _Kind.BOOLEAN
-    if isinstance(sample, int | float | Decimal):
-        return _Kind.NUMBER
-    if isinstance(sample, datetime):
-        return _Kind.DATETIME
-    if isinstance(sample, date):
-        return _Kind.DATE
-    return _Kind.TEXT
-
-
-def _normalize(value: object, kind: _Kind) -> Any:
-    """``value`` as a comparable key of ``kind``, or None when it is null or does not fit."""
-    if kind is _Kind.BOOLEAN:
-        # Salesforce booleans are never null: a null reads as false.
-        return value.lower() == "true" if isinstance(value, str) else bool(value)
-    if value is None:
-        return None
-    if kind is _Kind.TEXT:
-        return str(value).casefold()
-    if kind is _Kind.ID:
-        # The 18-character form only adds a case checksum to the 15-character one.
-        return str(value)[:15]
-    if kind is _Kind.NUMBER:
-        if isinstance(value, bool):
-            return None
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            return None
-    if kind is _Kind.DATE:
-        if isinstance(value, datetime):
-            return value.date()
-        return value if isinstance(value, date) else _parse_or_none(date.fromisoformat, value)
-    if isinstance(value, datetime):
-        moment: datetime | None = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    else:
-        moment = _parse_or_none(datetime.fromisoformat, str(value).replace("Z", "+00:00"))
-    if moment is None:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _parse_or_none(parse_text: Callable[[str], Any], value: object) -> Any:
-    try:
-        return parse_text(str(value))
-    except ValueError:
-        return None
-
-
-@lru_cache(maxsize=256)
-def _like(pattern: str) -> re.Pattern[str]:
-    return like_regex(pattern)
-
-
-def _pair(value: object, literal: Value, field_type: str) -> tuple[Any, Any]:
-    """A row value and a literal as keys of the same kind."""
-    kind = _kind(field_type, literal)
-    return _normalize(value, kind), _normalize(literal, kind)
-
-
-def _holds(op: Op, left: Any, right: Any) -> bool:
-    if op is Op.EQ:
-        return left == right
-    if op is Op.NE:
-        # Unlike SQL, SOQL keeps the nulls: ``Industry != 'Tech'`` matches a blank Industry.
-        return left != right
-    if left is None or right is None:
-        return False
-    try:
-        return bool(_ORDERING[op](left, right))
-    except TypeError:
-        return False
 
 
 class _Evaluation:
@@ -210,50 +90,6 @@ class _Evaluation:
                 return None
             schema, current = self.parent_schema(schema, relationship), parent
         return current.get(ref.name)
-
-    def matches(self, row: Row, condition: Condition) -> bool:
-        if isinstance(condition, And):
-            return all(self.matches(row, operand) for operand in condition.operands)
-        if isinstance(condition, Or):
-            return any(self.matches(row, operand) for operand in condition.operands)
-        if isinstance(condition, Not):
-            return not self.matches(row, condition.operand)
-        value = self.value(row, condition.field)
-        field_type = self.bound.types[condition.field.path]
-        if isinstance(condition, Like):
-            pattern = _like(condition.pattern)
-            return isinstance(value, str) and pattern.fullmatch(value.casefold()) is not None
-        if isinstance(condition, Comparison):
-            return _holds(condition.op, *_pair(value, condition.value, field_type))
-        pairs = (_pair(value, literal, field_type) for literal in condition.values)
-        found = any(left == right for left, right in pairs)
-        return found != condition.negated
-
-    def sort_key(self, row: Row, item: OrderItem) -> Any:
-        value = self.value(row, item.field)
-        return _normalize(value, _kind(self.bound.types[item.field.path], value))
-
-    def ordered(self, rows: list[Row]) -> list[Row]:
-        items = self.bound.query.order_by
-        if not items:
-            return rows
-        keyed = [([self.sort_key(row, item) for item in items], row) for row in rows]
-
-        def compare(a: tuple[list[Any], Row], b: tuple[list[Any], Row]) -> int:
-            for item, left, right in zip(items, a[0], b[0], strict=True):
-                if left == right:
-                    continue
-                if left is None or right is None:
-                    # Nulls sort first unless NULLS LAST, whatever the direction.
-                    return (1 if left is None else -1) * (1 if item.nulls_last else -1)
-                try:
-                    order = -1 if left < right else 1
-                except TypeError:
-                    order = -1 if str(left) < str(right) else 1
-                return -order if item.descending else order
-            return 0
-
-        return [row for _, row in sorted(keyed, key=cmp_to_key(compare))]
 
     def record(self, row: Row) -> dict[str, Any]:
         record = self.node(self.bound.root, row)
@@ -306,8 +142,14 @@ def evaluate(
     run = _Evaluation(bound, resolve_parent, attributes)
     query = bound.query
     where = query.where
-    matching = [row for row in rows if where is None or run.matches(row, where)]
-    selected = run.ordered(matching)[query.offset or 0 :]
+    if where is None:
+        matching = list(rows)
+    else:
+        # The condition is compiled once, then run per row (see soql_match).
+        test = condition_test(where, bound.types, run.value)
+        matching = [row for row in rows if test(row)]
+    keys = [sort_key(item, bound.types, run.value) for item in query.order_by]
+    selected = ordered(matching, query.order_by, keys)[query.offset or 0 :]
     if query.limit is not None:
         selected = selected[: query.limit]
     if query.count_only:

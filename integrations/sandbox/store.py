@@ -6,6 +6,7 @@ change times are always there to read back.
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
@@ -34,6 +35,10 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 # HubSpot ids are plain numbers; start high enough to look like a real portal's.
 HUBSPOT_FIRST_ID = 10_000
+
+
+class HasPk(Protocol):
+    pk: int
 
 
 def now() -> datetime:
@@ -199,6 +204,16 @@ def visible_to(user: SandboxUser, queryset: QuerySet[SandboxRecord]) -> QuerySet
     return queryset.filter(owner=user)
 
 
+def visible_owner_ids(user: SandboxUser) -> set[int] | None:
+    """The owners whose records ``visible_to`` keeps (None: every record, owned or not)."""
+    if user.access == Access.ALL:
+        return None
+    if user.access == Access.TEAM and user.team:
+        team = SandboxUser.objects.filter(team=user.team, account=user.account)
+        return {user.pk, *team.values_list("pk", flat=True)}
+    return {user.pk}
+
+
 def can_access(user: SandboxUser, record: SandboxRecord) -> bool:
     if user.access == Access.ALL:
         return True
@@ -223,12 +238,14 @@ def latest_changes(
 
 
 def history(
-    records: Iterable[SandboxRecord], names: Iterable[str]
+    records: Iterable[HasPk], names: Iterable[str]
 ) -> dict[int, dict[str, list[SandboxPropertyChange]]]:
-    """Every change of each of ``names``, newest first (record pk -> name -> changes)."""
+    """Every change of each of ``names``, newest first (record pk -> name -> changes).
+
+    ``records`` may be model instances or cached records (record_cache.CachedRecord)."""
     result: dict[int, dict[str, list[SandboxPropertyChange]]] = {}
     changes = SandboxPropertyChange.objects.filter(
-        record__in=list(records), name__in=list(names)
+        record_id__in=[record.pk for record in records], name__in=list(names)
     ).order_by("record_id", "name", "-changed_at", "-pk")
     for change in changes:
         result.setdefault(change.record_id, {}).setdefault(change.name, []).append(change)

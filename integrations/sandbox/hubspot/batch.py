@@ -5,7 +5,7 @@ records that do not exist make the answer a 207 with ``numErrors`` and ``errors`
 invalid property anywhere refuses the whole batch with a 400.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from django.db import transaction
@@ -18,6 +18,7 @@ from integrations.sandbox.hubspot.common import PROVIDER, SINGULAR, ObjectContex
 from integrations.sandbox.hubspot.objects import written_object
 from integrations.sandbox.hubspot.values import format_datetime
 from integrations.sandbox.models import RequestKind, SandboxRecord
+from integrations.sandbox.record_cache import CACHE, CachedRecord
 
 BATCH_LIMIT = 100
 HISTORY_BATCH_LIMIT = 50
@@ -56,7 +57,30 @@ def _records_by_key(
             found[wanted[record.values[id_property]]] = record
         return found
     numeric = [key for key in keys if key.isdigit()]
-    return {record.crm_id: record for record in records.filter(crm_id__in=numeric)}
+    # Naming only the account and the ids lets the database look them up through the
+    # (account, crm_id) index; with object and deletion in the query too, SQLite scans the
+    # object's whole (account, object_name, deleted_at) index instead. Both are checked here.
+    by_id = SandboxRecord.objects.filter(account=ctx.account, crm_id__in=numeric)
+    return {
+        record.crm_id: record
+        for record in by_id
+        if record.object_name == ctx.object_name and (record.deleted_at is not None) == archived
+    }
+
+
+def _read_by_key(
+    ctx: ObjectContext, keys: Sequence[str], id_property: str | None, *, archived: bool
+) -> Mapping[str, SandboxRecord | CachedRecord]:
+    """``_records_by_key`` for reading: records by id come from the record cache when its
+    copy is current (see record_cache.by_ids), without decoding them again."""
+    if id_property and id_property != "hs_object_id":
+        return _records_by_key(ctx, keys, id_property, archived=archived)
+    numeric = [key for key in keys if key.isdigit()]
+    return {
+        record.crm_id: record
+        for record in CACHE.by_ids(ctx.account.pk, numeric)
+        if record.object_name == ctx.object_name and (record.deleted_at is not None) == archived
+    }
 
 
 def _batch_reply(
@@ -103,7 +127,7 @@ def batch_read(request: HttpRequest, call: Call, object_type: str) -> Reply:
     history = [str(name) for name in body.get("propertiesWithHistory") or []]
     _check_size(body["inputs"], history=bool(history))
     keys = list(dict.fromkeys(_input_ids(body["inputs"])))
-    found = _records_by_key(
+    found = _read_by_key(
         ctx, keys, body.get("idProperty"), archived=query_flag(request, "archived")
     )
     records = [found[key] for key in keys if key in found]

@@ -1,6 +1,7 @@
 """What the HubSpot sandbox endpoints share: object types, query parameters, errors, and
 the rendering of a record as HubSpot's SimplePublicObject."""
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -12,7 +13,7 @@ from django.db.models import BigIntegerField, QuerySet
 from django.db.models.functions import Cast
 from django.http import HttpRequest
 
-from integrations.sandbox import store
+from integrations.sandbox import property_cache, store
 from integrations.sandbox.gateway import Call, SandboxError
 from integrations.sandbox.hubspot import schema
 from integrations.sandbox.hubspot.values import format_datetime, format_number
@@ -24,6 +25,7 @@ from integrations.sandbox.models import (
     SandboxRecord,
     SandboxUser,
 )
+from integrations.sandbox.record_cache import CachedRecord
 
 PROVIDER = "hubspot"
 OBJECT_NAMES = {
@@ -198,9 +200,8 @@ class ObjectContext:
             require_object_scope(call, object_name, access)
         properties = {
             prop.name: prop
-            for prop in SandboxProperty.objects.filter(
-                account=call.account, object_name=object_name
-            )
+            for prop in property_cache.CACHE.properties(call.account.pk)
+            if prop.object_name == object_name
         }
         return cls(call.account, object_name, properties)
 
@@ -272,12 +273,27 @@ class ObjectContext:
                 result["hs_deal_stage_probability"] = format_number_text(probability)
         return result
 
-    def record_values(self, record: SandboxRecord) -> dict:
-        return self.values(record.crm_id, record.values, record.created_at, record.updated_at)
+    @cached_property
+    def values_key(self) -> str:
+        """What ``values`` depends on besides the record (the object and its pipelines)."""
+        stage_property = self.properties.get("dealstage")
+        pipelines = stage_property.extra.get("pipelines", []) if stage_property else []
+        return json.dumps([self.object_name, pipelines], sort_keys=True, default=str)
+
+    def record_values(self, record: SandboxRecord | CachedRecord) -> dict:
+        """``values`` of a record, kept on a cached one while ``values_key`` holds (shared)."""
+        if not isinstance(record, CachedRecord):
+            return self.values(record.crm_id, record.values, record.created_at, record.updated_at)
+        memo = record.memo
+        if memo is not None and memo[0] == self.values_key:
+            return memo[1]
+        values = self.values(record.crm_id, record.values, record.created_at, record.updated_at)
+        record.memo = (self.values_key, values)
+        return values
 
     def render(
         self,
-        record: SandboxRecord,
+        record: SandboxRecord | CachedRecord,
         names: Sequence[str],
         *,
         history_names: Sequence[str] = (),
@@ -302,7 +318,7 @@ class ObjectContext:
 
     def _history(
         self,
-        record: SandboxRecord,
+        record: SandboxRecord | CachedRecord,
         name: str,
         current: dict,
         history: dict[str, list[SandboxPropertyChange]],
@@ -322,7 +338,7 @@ class ObjectContext:
 
     def render_many(
         self,
-        records: Sequence[SandboxRecord],
+        records: Sequence[SandboxRecord | CachedRecord],
         requested: Sequence[str],
         history_requested: Sequence[str] = (),
     ) -> list[dict]:

@@ -2,8 +2,15 @@
 
 HubSpot's search index lags behind writes: a record created or updated less than the
 account's ``search_lag_seconds`` ago is not found yet. Archived records are never found.
+
+Records come decoded from the process's record cache. Most searches filter and sort on
+stored properties only, so those are searched as stored, and the properties HubSpot
+computes (``ObjectContext.values``) are worked out for the page's records alone; a search
+that reads a computed property gets every record's full values, memoised on the cached
+record for as long as it and the deal pipelines stay the same.
 """
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
 
@@ -14,6 +21,26 @@ from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
 from integrations.sandbox.hubspot.common import PROVIDER, ObjectContext
 from integrations.sandbox.hubspot.values import format_datetime
 from integrations.sandbox.models import RequestKind
+from integrations.sandbox.record_cache import CACHE, CachedRecord
+
+# What ObjectContext.values may answer differently from the stored value, per object; it
+# reads every other property as stored.
+DERIVED = {
+    "contacts": frozenset({"createdate", "hs_object_id", "lastmodifieddate", "hs_email_domain"}),
+    "companies": frozenset({"createdate", "hs_object_id", "hs_lastmodifieddate"}),
+    "deals": frozenset(
+        {"createdate", "hs_object_id", "hs_lastmodifieddate", "pipeline"}
+        | {"hs_is_closed", "hs_is_closed_won", "hs_deal_stage_probability"}
+    ),
+}
+
+
+def _searched(
+    ctx: ObjectContext, records: Sequence[CachedRecord], *, full: bool
+) -> list[tuple[str, dict]]:
+    if full:
+        return [(record.crm_id, ctx.record_values(record)) for record in records]
+    return [(record.crm_id, record.values) for record in records]
 
 
 @endpoint(PROVIDER, RequestKind.SEARCH)
@@ -28,29 +55,41 @@ def search_objects(request: HttpRequest, call: Call, object_type: str) -> Reply:
             error.category,
             body=error.to_response(call.correlation_id),
         ) from None
-    rows = ctx.live()
-    if call.account.search_lag_seconds:
-        indexed_until = store.now() - timedelta(seconds=call.account.search_lag_seconds)
-        rows = rows.filter(updated_at__lte=indexed_until)
-    times = {}
-    records = []
-    for crm_id, values, created, updated in rows.values_list(
-        "crm_id", "values", "created_at", "updated_at"
-    ):
-        times[crm_id] = (created, updated)
-        records.append((crm_id, ctx.values(crm_id, values, created, updated)))
+    snapshot = CACHE.snapshot(call.account.pk, ctx.object_name)
     profile = replace(
         hubspot_search.PROFILES[ctx.object_name], known_properties=frozenset(ctx.properties)
     )
-    page = hubspot_search.search(search_request, records, profile=profile)
+    full = bool(
+        hubspot_search.referenced_properties(search_request, profile) & DERIVED[ctx.object_name]
+    )
+    if call.account.search_lag_seconds:
+        indexed_until = store.now() - timedelta(seconds=call.account.search_lag_seconds)
+        records = [record for record in snapshot.live if record.updated_at <= indexed_until]
+        by_id = {record.crm_id: record for record in records}
+        searched = _searched(ctx, records, full=full)
+    else:
+        # Unchanged records give the same lists: build them once per snapshot.
+        by_id = snapshot.derived(
+            "hubspot.by_id", lambda: {record.crm_id: record for record in snapshot.live}
+        )
+        searched = snapshot.derived(
+            ("hubspot.searched", ctx.values_key if full else None),
+            lambda: _searched(ctx, snapshot.live, full=full),
+        )
+    page = hubspot_search.search(
+        search_request,
+        searched,
+        profile=profile,
+        expand=lambda crm_id: ctx.record_values(by_id[crm_id]),
+    )
 
     def render(hit: hubspot_search.SearchHit) -> dict:
-        created, updated = times[hit.id]
+        record = by_id[hit.id]
         return {
             "id": hit.id,
             "properties": hit.properties,
-            "createdAt": format_datetime(created),
-            "updatedAt": format_datetime(updated),
+            "createdAt": format_datetime(record.created_at),
+            "updatedAt": format_datetime(record.updated_at),
             "archived": False,
         }
 

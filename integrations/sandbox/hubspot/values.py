@@ -17,6 +17,7 @@ An empty string clears a value (stored as absent).
 import json
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from integrations.sandbox.models import SandboxProperty
 
@@ -30,8 +31,11 @@ class ValueProblem(Exception):
         self.message = message
 
 
+@lru_cache(maxsize=1 << 14)
 def format_datetime(moment: datetime) -> str:
-    """HubSpot's timestamp format: ``2019-10-30T03:30:17.883Z``."""
+    """HubSpot's timestamp format: ``2019-10-30T03:30:17.883Z``.
+
+    Remembered: every read answers each record's two timestamps, often more than once."""
     moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 

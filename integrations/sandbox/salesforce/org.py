@@ -17,9 +17,9 @@ from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from integrations.sandbox import store
+from integrations.sandbox import property_cache, store
 from integrations.sandbox.gateway import SandboxError
 from integrations.sandbox.models import (
     Access,
@@ -28,8 +28,10 @@ from integrations.sandbox.models import (
     SandboxRecord,
     SandboxUser,
 )
-from integrations.sandbox.salesforce import metadata
-from integrations.sandbox.salesforce.rows import RecordRow, StoredRecord
+from integrations.sandbox.record_cache import CACHE
+from integrations.sandbox.salesforce import metadata, record_rows
+from integrations.sandbox.salesforce.pushdown import Narrowing
+from integrations.sandbox.salesforce.rows import RecordRow
 from integrations.sandbox.salesforce.schema import field_dict
 from integrations.sandbox.salesforce.values import format_datetime, is_id
 from integrations.sandbox.soql_schema import Catalog, ObjectSchema
@@ -54,7 +56,7 @@ class Org:
     @cached_property
     def _properties(self) -> dict[str, dict[str, SandboxProperty]]:
         by_object: dict[str, dict[str, SandboxProperty]] = {}
-        for prop in SandboxProperty.objects.filter(account=self.account):
+        for prop in property_cache.CACHE.properties(self.account.pk):
             by_object.setdefault(prop.object_name, {})[prop.name] = prop
         return by_object
 
@@ -236,11 +238,10 @@ class Org:
 
     @cached_property
     def stages(self) -> dict[str, dict]:
+        """Live stages by API name (from the record cache: shared values, read-only)."""
         return {
             record.values["ApiName"]: record.values
-            for record in SandboxRecord.objects.filter(
-                account=self.account, object_name="OpportunityStage", deleted_at__isnull=True
-            )
+            for record in CACHE.records(self.account.pk, "OpportunityStage")
         }
 
     def row(self, record: SandboxRecord) -> Row:
@@ -273,41 +274,25 @@ class Org:
         return {name: values.get(name) for name in self.all_fields("User")}
 
     def rows(
-        self, object_name: str, *, include_deleted: bool = False, narrowed: Q | None = None
+        self, object_name: str, *, include_deleted: bool = False, narrowed: Narrowing | None = None
     ) -> list[Row]:
         """Visible rows; ``narrowed`` may leave out records that cannot match a query."""
         if object_name == "User":
             return [self.user_row(user) for user in self.users]
-        queryset = SandboxRecord.objects.filter(account=self.account, object_name=object_name)
-        if not include_deleted:
-            queryset = queryset.filter(deleted_at__isnull=True)
-        if narrowed is not None:
-            queryset = queryset.filter(narrowed)
-        return self._rows_of(object_name, queryset)
+        return record_rows.visible_rows(
+            self, object_name, include_deleted=include_deleted, narrowed=narrowed
+        )
 
     def rows_with_ids(self, object_name: str, ids: Iterable[str]) -> list[Row]:
         """Visible live rows among ``ids`` (18-character ids), in one query."""
         if object_name == "User":
             wanted = set(ids)
             return [self.user_row(u) for u in self.users if u.crm_user_id in wanted]
-        queryset = SandboxRecord.objects.filter(
-            account=self.account, object_name=object_name, crm_id__in=list(ids)
-        ).filter(deleted_at__isnull=True)
-        return self._rows_of(object_name, queryset)
+        return record_rows.rows_with_ids(self, object_name, list(ids))
 
-    def _rows_of(self, object_name: str, queryset: QuerySet[SandboxRecord]) -> list[Row]:
-        """Visible rows, read as plain columns: queries scan whole objects, and model
-        instances would cost more than the query itself."""
-        allowed = self._allowed_parents(object_name, self.user)
-        fields = self.all_fields(object_name)
-        columns = self._shared_queryset(object_name, queryset, self.user).values_list(
-            "crm_id", "values", "created_at", "updated_at", "deleted_at"
-        )
-        return [
-            RecordRow(self, StoredRecord(object_name, *row), fields)
-            for row in columns
-            if allowed is None or row[1].get("OpportunityId") in allowed
-        ]
+    def allowed_parents(self, object_name: str) -> set[str] | None:
+        """The opportunities whose contact roles the user may see; None: no restriction."""
+        return self._allowed_parents(object_name, self.user)
 
     def row_by_id(self, object_name: str, record_id: str) -> Row | None:
         """A visible row by id, from a per-object cache (parents of query results)."""

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from integrations.sandbox.models import SandboxProperty, SandboxRecord
+from integrations.sandbox.record_cache import CachedRecord
 from integrations.sandbox.salesforce.values import format_datetime
 
 if TYPE_CHECKING:
@@ -47,27 +48,91 @@ class StoredRecord(NamedTuple):
     deleted_at: datetime | None
 
 
+# Fields answered from the record's columns or worked out from other values, not read
+# from the stored ones (as they are for every other field).
+_SYSTEM = frozenset(
+    {
+        "Id",
+        "IsDeleted",
+        "CreatedDate",
+        "LastModifiedDate",
+        "SystemModstamp",
+        "CreatedById",
+        "LastModifiedById",
+    }
+)
+_DERIVED = {
+    "Contact": _SYSTEM | ADDRESSES.keys() | {"Name"},
+    "Opportunity": _SYSTEM
+    | ADDRESSES.keys()
+    | {
+        "IsClosed",
+        "IsWon",
+        "ForecastCategory",
+        "Probability",
+        "ForecastCategoryName",
+        "ExpectedRevenue",
+    },
+}
+_DERIVED_ELSEWHERE = _SYSTEM | ADDRESSES.keys()
+
+
+def plain_fields(object_name: str, fields: Mapping[str, SandboxProperty]) -> dict[str, Any]:
+    """The fields read as stored, each with what a missing value reads as."""
+    derived = _DERIVED.get(object_name, _DERIVED_ELSEWHERE)
+    return {
+        name: False if prop.type == "boolean" else None
+        for name, prop in fields.items()
+        if name not in derived
+    }
+
+
 class RecordRow(Mapping[str, Any]):
-    __slots__ = ("_cache", "_fields", "_org", "_record")
+    __slots__ = ("_cache", "_fields", "_org", "_plain", "_record")
 
     def __init__(
         self,
         org: "Org",
-        record: SandboxRecord | StoredRecord,
+        record: SandboxRecord | StoredRecord | CachedRecord,
         fields: Mapping[str, SandboxProperty],
+        plain: Mapping[str, Any] | None = None,
     ) -> None:
+        """``plain`` is ``plain_fields`` of the record's object and ``fields``, for callers
+        that make many rows of one object."""
         self._org = org
         self._record = record
         self._fields = fields
-        self._cache: dict[str, Any] = {}
+        self._plain = plain if plain is not None else plain_fields(record.object_name, fields)
+        self._cache: dict[str, Any] | None = None
 
     def __getitem__(self, name: str) -> Any:
+        # Most fields read as stored: a dictionary lookup, nothing to remember. Queries
+        # read a field or two of thousands of rows, so this path stays short.
+        default = self._plain.get(name, _MISSING)
+        if default is not _MISSING:
+            return self._record.values.get(name, default)
         if name not in self._fields:
             raise KeyError(name)
+        if self._cache is None:
+            self._cache = {}
         value = self._cache.get(name, _MISSING)
         if value is _MISSING:
             value = self._cache[name] = self._value(name)
         return value
+
+    @property
+    def record(self) -> "SandboxRecord | StoredRecord | CachedRecord":
+        return self._record
+
+    def get(self, name: str, default: Any = None) -> Any:
+        # Mapping.get with __getitem__'s short path inlined: queries call this per row.
+        plain = self._plain.get(name, _MISSING)
+        if plain is not _MISSING:
+            return self._record.values.get(name, plain)
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._fields)
@@ -76,18 +141,18 @@ class RecordRow(Mapping[str, Any]):
         return len(self._fields)
 
     def _value(self, name: str) -> Any:
+        """A field worked out rather than read as stored (see ``_DERIVED``)."""
         record, stored = self._record, self._record.values
-        system = {
-            "Id": lambda: record.crm_id,
-            "IsDeleted": lambda: record.deleted_at is not None,
-            "CreatedDate": lambda: format_datetime(record.created_at),
-            "LastModifiedDate": lambda: format_datetime(record.updated_at),
-            "SystemModstamp": lambda: format_datetime(record.updated_at),
-            "CreatedById": lambda: stored.get("CreatedById") or self._default_user(),
-            "LastModifiedById": lambda: stored.get("LastModifiedById") or self._default_user(),
-        }.get(name)
-        if system is not None:
-            return system()
+        if name in _SYSTEM:
+            if name == "Id":
+                return record.crm_id
+            if name == "IsDeleted":
+                return record.deleted_at is not None
+            if name == "CreatedDate":
+                return format_datetime(record.created_at)
+            if name in ("LastModifiedDate", "SystemModstamp"):
+                return format_datetime(record.updated_at)
+            return stored.get(name) or self._default_user()  # CreatedById, LastModifiedById
         if name in ADDRESSES:
             prefix = ADDRESSES[name]
             parts = {key: self.get(prefix + suffix) for key, suffix in ADDRESS_PARTS.items()}
