@@ -148,6 +148,20 @@ class HubSpotRecordAccess:
         visible = {r.id for r in self.get_many(to_type, ids, [])}
         return [i for i in ids if i in visible]
 
+    def associations_many(self, object_type, record_ids, to_type) -> dict[str, list[str]]:
+        """As ``associated_ids`` for many records at once: a record outside the access has
+        nothing associated, and associated records outside it are left out."""
+        if self.allowed is None:
+            return self.inner.associations_many(object_type, record_ids, to_type)
+        asked = list(dict.fromkeys(record_ids))
+        visible = [r.id for r in self.get_many(object_type, asked, [])] if asked else []
+        found = self.inner.associations_many(object_type, visible, to_type) if visible else {}
+        targets = list(dict.fromkeys(i for ids in found.values() for i in ids))
+        shown = {r.id for r in self.get_many(to_type, targets, [])} if targets else set()
+        return {
+            record_id: [i for i in found.get(record_id, []) if i in shown] for record_id in asked
+        }
+
     # --- writes ------------------------------------------------------------------------------
     def update(
         self, object_type, record_id, properties, *, precondition: Precondition | None = None

@@ -56,6 +56,13 @@ class CrmClient(Protocol):
     ) -> list[str]:
         """Ids of the ``to_type`` records associated with this record."""
 
+    def associations_many(
+        self, object_type: ObjectType, record_ids: Sequence[str], to_type: ObjectType
+    ) -> dict[str, list[str]]:
+        """For each id asked (in the order asked, every id present, [] when none), the ids
+        of the associated ``to_type`` records. A few requests for any number of ids
+        (HubSpot: 1,000 per batch read; Salesforce: one query per chunk of ids)."""
+
     def update(
         self,
         object_type: ObjectType,

@@ -38,6 +38,8 @@ SEARCH_OPERATORS = {
     Operator.HAS_VALUE: "HAS_PROPERTY",
     Operator.NO_VALUE: "NOT_HAS_PROPERTY",
 }
+# HubSpot's limit for single- and multi-line text values (its property type ``string``).
+STRING_MAX_LENGTH = 65_536
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -221,6 +223,7 @@ def spec_of(prop: Any) -> PropertySpec:
         read_only=read_only,
         custom=not prop.hubspot_defined,
         description=prop.description or "",
+        max_length=STRING_MAX_LENGTH if prop.type == "string" else None,
     )
 
 

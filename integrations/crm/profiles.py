@@ -13,7 +13,15 @@ from integrations.crm.types import ObjectType, Provider
 
 CANONICAL_FIELDS: dict[ObjectType, tuple[str, ...]] = {
     ObjectType.COMPANY: ("name", "domain", "industry", "owner"),
-    ObjectType.CONTACT: ("first_name", "last_name", "email", "phone", "title", "owner"),
+    ObjectType.CONTACT: (
+        "first_name",
+        "last_name",
+        "email",
+        "phone",
+        "title",
+        "owner",
+        "company",  # the primary company's id (read-only on HubSpot)
+    ),
     ObjectType.DEAL: (
         "name",
         "amount",
@@ -104,6 +112,9 @@ HUBSPOT = CrmProfile(
             "phone": "phone",
             "title": "jobtitle",
             "owner": "hubspot_owner_id",
+            # HubSpot keeps the primary company's id on the contact (read-only); its
+            # ``company`` property is free text (a company name), not a link.
+            "company": "associatedcompanyid",
         },
         ObjectType.DEAL: {
             "name": "dealname",
@@ -143,6 +154,7 @@ SALESFORCE = CrmProfile(
             "phone": "Phone",
             "title": "Title",
             "owner": "OwnerId",
+            "company": "AccountId",
         },
         ObjectType.DEAL: {
             "name": "Name",

@@ -205,21 +205,44 @@ class SalesforceClient:
     def associated_ids(
         self, object_type: ObjectType, record_id: str, to_type: ObjectType
     ) -> list[str]:
-        path, reverse = association_path(object_type, to_type)
+        sobject, key, column = self._association_columns(object_type, to_type)
         target = quote(_checked_id(record_id))
-        if path.salesforce_lookup:
-            lookup = path.salesforce_lookup
-            if reverse:  # the lookup is on the records asked for: Contact.AccountId = this
-                sobject, column, key = self.profile.object_name(to_type), "Id", lookup
-            else:
-                sobject, column, key = self.profile.object_name(object_type), lookup, "Id"
-        else:
-            assert path.salesforce_junction is not None
-            sobject, source_field, target_field = path.salesforce_junction
-            key, column = (target_field, source_field) if reverse else (source_field, target_field)
         soql = f"SELECT {column} FROM {sobject} WHERE {key} = {target}"
         rows = self._query_all(soql + " ORDER BY Id")
         return list(dict.fromkeys(row[column] for row in rows if row.get(column)))
+
+    def associations_many(
+        self, object_type: ObjectType, record_ids: Sequence[str], to_type: ObjectType
+    ) -> dict[str, list[str]]:
+        """One query per chunk of ids. Ids are matched on their first 15 characters, as in
+        ``get_many``: Salesforce answers a 15-character id with its 18-character form."""
+        ids = [_checked_id(record_id) for record_id in dict.fromkeys(record_ids)]
+        sobject, key, column = self._association_columns(object_type, to_type)
+        found: dict[str, list[str]] = {}
+        for chunk in _chunks(ids, IDS_PER_QUERY):
+            listed = ", ".join(quote(record_id) for record_id in chunk)
+            soql = f"SELECT {key}, {column} FROM {sobject} WHERE {key} IN ({listed}) ORDER BY Id"
+            for row in self._query_all(soql):
+                if row.get(key) and row.get(column):
+                    found.setdefault(row[key][:15], []).append(row[column])
+        return {record_id: list(dict.fromkeys(found.get(record_id[:15], []))) for record_id in ids}
+
+    def _association_columns(
+        self, object_type: ObjectType, to_type: ObjectType
+    ) -> tuple[str, str, str]:
+        """Where the link lives: the object to query, the column holding the ids asked
+        about, and the column holding the associated ids."""
+        path, reverse = association_path(object_type, to_type)
+        if path.salesforce_lookup:
+            lookup = path.salesforce_lookup
+            if reverse:  # the lookup is on the records asked for: Contact.AccountId = this
+                return self.profile.object_name(to_type), lookup, "Id"
+            return self.profile.object_name(object_type), "Id", lookup
+        assert path.salesforce_junction is not None
+        sobject, source_field, target_field = path.salesforce_junction
+        if reverse:
+            return sobject, target_field, source_field
+        return sobject, source_field, target_field
 
     # --- writes --------------------------------------------------------------------------
 
@@ -244,21 +267,26 @@ class SalesforceClient:
         self, sobject: Any, record_id: str, data: dict, since: datetime
     ) -> None:
         """PATCH with If-Unmodified-Since. The header has whole seconds while
-        LastModifiedDate has milliseconds, so a record last changed earlier in the same
-        second as ``since`` answers 412 too. On a 412 the record's LastModifiedDate decides:
-        later than ``since`` is a real conflict; otherwise the write is retried once with
-        the next whole second, which can only miss a change made in the rest of that second.
+        LastModifiedDate has milliseconds. When ``since`` falls on a whole second the
+        header says exactly "unchanged since the read". Otherwise a header of the earlier
+        whole second would always be refused (the record changed at ``since`` itself), so
+        the record's LastModifiedDate is read first: later than ``since`` is a conflict;
+        otherwise the write goes with the next whole second, which can only miss a change
+        made between that read and the write, in the rest of that second.
         """
         since = since.astimezone(UTC)
         floor = since.replace(microsecond=0)
-        try:
+        if floor == since:
             self._call(sobject.update, record_id, data, headers=_unmodified_since(floor))
             return
-        except errors.Conflict as conflict:
-            raw = self._call(sobject.get, record_id, params={"fields": "LastModifiedDate"})
-            changed = parse_moment(raw.get("LastModifiedDate") or "")
-            if floor == since or changed is None or changed > since:
-                raise conflict
+        raw = self._call(sobject.get, record_id, params={"fields": "LastModifiedDate"})
+        changed = parse_moment(raw.get("LastModifiedDate") or "")
+        if changed is None or changed > since:
+            raise errors.Conflict(
+                f"{sobject.name} {record_id} changed since it was read",
+                provider=PROVIDER,
+                code="PRECONDITION_FAILED",
+            )
         ceiling = floor + timedelta(seconds=1)
         self._call(sobject.update, record_id, data, headers=_unmodified_since(ceiling))
 

@@ -46,6 +46,8 @@ PROPERTY_TYPES: dict[str, PropertyType] = {
     "datetime": PropertyType.DATETIME,
     "boolean": PropertyType.BOOL,
 }
+# Describe types whose ``length`` limits the characters of a value (0: no stated limit).
+LENGTH_TYPES = frozenset({"string", "textarea", "phone", "email", "url"})
 # Compound fields (BillingAddress…) only repeat their component fields.
 COMPOUND_TYPES = frozenset({"address", "location", "complexvalue"})
 
@@ -148,4 +150,5 @@ def spec(field: Mapping[str, Any]) -> PropertySpec:
         read_only=not field.get("updateable") or bool(field.get("calculated")),
         custom=bool(field.get("custom")),
         description=field.get("inlineHelpText") or "",
+        max_length=(field.get("length") or None) if field["type"] in LENGTH_TYPES else None,
     )

@@ -60,6 +60,9 @@ class PropertySpec:
     read_only: bool = False  # calculated, system, or read-only for this user
     custom: bool = False
     description: str = ""
+    # The most characters a text value may hold, where the CRM says (Salesforce: the
+    # describe's ``length``; HubSpot: 65,536 for any string property); None: no stated limit.
+    max_length: int | None = None
 
     def option_values(self) -> tuple[str, ...]:
         return tuple(option.value for option in self.options)

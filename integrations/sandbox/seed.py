@@ -288,6 +288,34 @@ def create_model_account(
     return account, token.access_token
 
 
+@transaction.atomic
+def ensure_rules_model_account(api_key: str, *, name: str = "Demo model") -> SandboxAccount:
+    """The rules-mode model account that answers ``api_key``, created when missing.
+
+    Idempotent: the demo's well-known key keeps pointing at one account, set back to rules
+    mode and active if someone changed it, so ``make demo`` always has a model offline.
+    """
+    token = (
+        SandboxToken.objects.select_related("account", "user")
+        .filter(access_token=api_key, account__provider=Provider.OPENAI)
+        .first()
+    )
+    if token is None:
+        account, _ = create_model_account(ModelMode.RULES, name=name, api_key=api_key)
+        return account
+    account = token.account
+    if account.model_mode != ModelMode.RULES:
+        account.model_mode = ModelMode.RULES
+        account.save(update_fields=["model_mode"])
+    if token.revoked or token.expires_at is not None:
+        token.revoked, token.expires_at = False, None
+        token.save(update_fields=["revoked", "expires_at"])
+    if not token.user.is_active:
+        token.user.is_active = True
+        token.user.save(update_fields=["is_active"])
+    return account
+
+
 def script_answer(
     account: SandboxAccount, key: str, step: str, answer: Mapping[str, object], *, position: int = 0
 ) -> SandboxModelScript:

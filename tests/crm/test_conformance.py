@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from integrations.crm import errors
+from integrations.crm import errors, hubspot, salesforce
 from integrations.crm.base import by_domain, by_email, search_all
 from integrations.crm.types import (
     ObjectType,
@@ -41,6 +41,9 @@ def test_describe_lists_standard_and_custom_properties_with_types(crm):
     assert forecast.custom
     assert forecast.option_values() == ("commit", "pipeline")
     assert specs[crm.last_modified(DEAL)].read_only
+    name_length = 65_536 if crm.provider == "hubspot" else 120
+    assert specs[crm.field(DEAL, "name")].max_length == name_length
+    assert amount.max_length is None
 
 
 def test_search_by_email_finds_contacts_case_insensitively(crm):
@@ -153,6 +156,81 @@ def test_associations_are_read_both_ways(crm):
     assert crm.client.associated_ids(COMPANY, acme.crm_id, DEAL) == [deal.crm_id]
     assert crm.client.associated_ids(DEAL, deal.crm_id, CONTACT) == [jane.crm_id]
     assert crm.client.associated_ids(CONTACT, jane.crm_id, DEAL) == [deal.crm_id]
+
+
+def test_associations_many_answers_every_id_asked_in_order(crm):
+    acme = crm.add(COMPANY, {"name": "Acme"})
+    globex = crm.add(COMPANY, {"name": "Globex"})
+    lonely = crm.add(COMPANY, {"name": "Lonely"})
+    jane = crm.add(CONTACT, {"email": "jane@acme.example"}, associations=[acme])
+    omar = crm.add(CONTACT, {"email": "omar@globex.example"}, associations=[globex])
+    platform = crm.add(DEAL, {"name": "Acme platform"}, associations=[acme, jane])
+    renewal = crm.add(DEAL, {"name": "Acme renewal"}, associations=[acme, jane])
+    pilot = crm.add(DEAL, {"name": "Globex pilot"}, associations=[globex])
+    asked = [globex.crm_id, lonely.crm_id, acme.crm_id]
+
+    by_company = crm.client.associations_many(COMPANY, asked, DEAL)
+    by_contact = crm.client.associations_many(CONTACT, [omar.crm_id, jane.crm_id], DEAL)
+    by_deal = crm.client.associations_many(DEAL, [pilot.crm_id, platform.crm_id], COMPANY)
+
+    assert list(by_company) == asked
+    assert by_company == {
+        globex.crm_id: [pilot.crm_id],
+        lonely.crm_id: [],
+        acme.crm_id: [platform.crm_id, renewal.crm_id],
+    }
+    assert by_contact == {omar.crm_id: [], jane.crm_id: [platform.crm_id, renewal.crm_id]}
+    assert by_deal == {pilot.crm_id: [globex.crm_id], platform.crm_id: [acme.crm_id]}
+    assert crm.client.associations_many(COMPANY, [], DEAL) == {}
+
+
+def test_associations_many_sends_one_request_per_chunk(crm, monkeypatch):
+    monkeypatch.setattr(hubspot, "ASSOCIATIONS_BATCH", 2)
+    monkeypatch.setattr(salesforce, "IDS_PER_QUERY", 2)
+    companies = [crm.add(COMPANY, {"name": f"Company {n}"}) for n in range(5)]
+    deals = {
+        company.crm_id: crm.add(DEAL, {"name": f"{n}"}, associations=[company]).crm_id
+        for n, company in enumerate(companies)
+        if n % 2 == 0
+    }
+    asked = [company.crm_id for company in reversed(companies)]
+    before = SandboxRequest.objects.filter(account=crm.account).count()
+
+    found = crm.client.associations_many(COMPANY, asked, DEAL)
+
+    assert SandboxRequest.objects.filter(account=crm.account).count() - before == 3
+    assert list(found) == asked
+    assert found == {
+        company_id: [deals[company_id]] if company_id in deals else [] for company_id in asked
+    }
+
+
+def test_a_contacts_company_is_its_primary_company_id(crm):
+    acme = crm.add(COMPANY, {"name": "Acme"})
+    jane = crm.add(CONTACT, {"email": "jane@acme.example"}, associations=[acme])
+    loner = crm.add(CONTACT, {"email": "loner@nowhere.example"})
+    company = crm.field(CONTACT, "company")
+
+    read = crm.client.get(CONTACT, jane.crm_id, [company])
+    many = crm.client.get_many(CONTACT, [jane.crm_id, loner.crm_id], [company])
+    found = crm.client.search(by_email(CONTACT, crm.field(CONTACT, "email"), ["jane@acme.example"]))
+
+    assert read.properties[company] == acme.crm_id
+    assert [record.properties[company] for record in many] == [acme.crm_id, None]
+    assert found.records[0].id == jane.crm_id
+    assert (
+        crm.client.search(
+            SearchQuery(
+                CONTACT,
+                filter_groups=((SearchFilter(company, Operator.EQ, acme.crm_id),),),
+                properties=(company,),
+            )
+        )
+        .records[0]
+        .properties[company]
+        == acme.crm_id
+    )
+    assert company in {spec.name for spec in crm.client.describe(CONTACT)}
 
 
 def test_update_writes_only_the_given_properties(crm):

@@ -22,6 +22,7 @@ from integrations.crm.types import (
     Sort,
 )
 from integrations.sandbox import seed, store
+from integrations.sandbox.hubspot import associations as sandbox_associations
 from integrations.sandbox.models import (
     SandboxAccount,
     SandboxAssociation,
@@ -469,6 +470,24 @@ def test_associated_ids_follow_the_v4_paging(hub):
 
     assert ids == [person.crm_id for person in people]
     assert len(hub.requests("/associations/contacts")) == 2
+
+
+def test_associations_many_follows_each_records_paging_in_one_batch(hub, monkeypatch):
+    monkeypatch.setattr(sandbox_associations, "PAGE_LIMIT", 2)
+    acme = hub.add("company", {"name": "Acme"})
+    globex = hub.add("company", {"name": "Globex"})
+    acme_deals = [hub.add("deal", {"name": f"A{n}"}, associations=[acme]) for n in range(5)]
+    globex_deals = [hub.add("deal", {"name": f"G{n}"}, associations=[globex]) for n in range(3)]
+    before = len(hub.requests("/batch/read"))
+
+    found = hub.client.associations_many(COMPANY, [acme.crm_id, globex.crm_id], DEAL)
+
+    assert found == {
+        acme.crm_id: [deal.crm_id for deal in acme_deals],
+        globex.crm_id: [deal.crm_id for deal in globex_deals],
+    }
+    # Pages of 2: both records, then both again with their ``after``, then Acme's last.
+    assert len(hub.requests("/batch/read")) - before == 3
 
 
 def test_create_associates_in_either_direction_with_the_default_types(hub):

@@ -360,9 +360,11 @@ def test_a_precondition_conflicts_after_a_human_edit_in_the_same_second(org):
             DEAL, deal.crm_id, {"Amount": "300"}, precondition=Precondition(read.updated_at)
         )
 
-    assert (caught.value.status, caught.value.code) == (412, "PRECONDITION_FAILED")
+    assert caught.value.code == "PRECONDITION_FAILED"
     deal.refresh_from_db()
     assert deal.values["Amount"] == 200
+    # LastModifiedDate decided it, before any PATCH was sent.
+    assert not SandboxRequest.objects.filter(method="PATCH").exists()
 
 
 def test_a_precondition_on_an_unchanged_record_writes_despite_whole_second_headers(org):
@@ -375,8 +377,24 @@ def test_a_precondition_on_an_unchanged_record_writes_despite_whole_second_heade
 
     deal.refresh_from_db()
     assert deal.values["Amount"] == 300
-    patches = SandboxRequest.objects.filter(method="PATCH").order_by("pk")
-    assert [log.status for log in patches] == [412, 204]
+    # A sub-second read time cannot be a whole-second header: one read of LastModifiedDate,
+    # then one PATCH with the next whole second (not a PATCH doomed to 412 first).
+    sent = SandboxRequest.objects.filter(method__in=["GET", "PATCH"]).order_by("pk")
+    assert [(log.method, log.status) for log in sent][-2:] == [("GET", 200), ("PATCH", 204)]
+    assert not SandboxRequest.objects.filter(method="PATCH", status=412).exists()
+
+
+def test_a_precondition_on_a_whole_second_writes_in_one_request(org):
+    deal = seed.add_record(org.account, DEAL, {"name": "Acme", "amount": 100}, owner=org.user)
+    moment = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
+    SandboxRecord.objects.filter(pk=deal.pk).update(updated_at=moment)
+    client = org.client_for()
+    last = SandboxRequest.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+    client.update(DEAL, deal.crm_id, {"Amount": "300"}, precondition=Precondition(moment))
+
+    sent = SandboxRequest.objects.filter(pk__gt=last).exclude(kind="meta").order_by("pk")
+    assert [(log.method, log.status) for log in sent] == [("PATCH", 204)]
 
 
 def test_update_many_sends_collections_of_200_and_leaves_out_refusals(org):
@@ -486,6 +504,23 @@ def test_create_links_contacts_through_contact_roles_and_accounts_by_lookup(org)
     assert created.values["Amount"] == 10
     with pytest.raises(errors.ValidationFailed):
         client.create(CONTACT, {"LastName": "X"}, associations={COMPANY: ["a", "b"]})
+
+
+def test_associations_many_answers_15_character_ids_as_asked(org):
+    acme = seed.add_record(org.account, COMPANY, {"name": "Acme"}, owner=org.user)
+    jane = seed.add_record(org.account, CONTACT, {"last_name": "Lee"}, owner=org.user)
+    deal = seed.add_record(
+        org.account, DEAL, {"name": "Acme platform"}, owner=org.user, associations=[acme, jane]
+    )
+    client = org.client_for()
+
+    by_company = client.associations_many(COMPANY, [acme.crm_id[:15]], DEAL)
+    by_contact = client.associations_many(CONTACT, [jane.crm_id[:15]], DEAL)
+
+    assert by_company == {acme.crm_id[:15]: [deal.crm_id]}
+    assert by_contact == {jane.crm_id[:15]: [deal.crm_id]}
+    with pytest.raises(errors.NotFound):
+        client.associations_many(COMPANY, ["../query"], DEAL)
 
 
 def test_describe_reflects_field_level_security_and_owners_carry_teams(org):

@@ -67,6 +67,17 @@ def test_a_rep_reads_only_their_own_records(crm_setup, deals, workspace, rep_use
     assert client.associated_ids(COMPANY, deals["acme"].crm_id, DEAL) == [deals["own"].crm_id]
 
 
+def test_a_rep_sees_only_their_own_deals_through_associations_many(
+    crm_setup, deals, workspace, rep_user
+):
+    client = _rep_client(crm_setup, workspace, rep_user)
+    acme = deals["acme"].crm_id
+
+    found = client.associations_many(COMPANY, [acme], DEAL)
+
+    assert found == {acme: [deals["own"].crm_id]}
+
+
 def test_a_rep_cannot_write_outside_their_access(crm_setup, deals, workspace, rep_user):
     client = _rep_client(crm_setup, workspace, rep_user)
     next_step = client.profile.native_field(DEAL, "next_step")

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from integrations.sandbox import seed, store
+from integrations.sandbox.hubspot import associations
 from integrations.sandbox.models import (
     SandboxAccount,
     SandboxRecord,
@@ -314,6 +315,90 @@ def test_the_associations_map_lists_each_association_type(portal):
     }
 
 
+def test_a_contacts_primary_company_id_is_kept_from_its_associations(portal):
+    acme = portal.add("company", {"name": "Acme"})
+    globex = portal.add("company", {"name": "Globex"})
+    jane = portal.add("contact", {"email": "jane@acme.example"}, associations=[acme, globex])
+    loner = portal.add("contact", {"email": "loner@nowhere.example"})
+    wanted = {"properties": "associatedcompanyid"}
+
+    read = portal.get(f"/crm/v3/objects/contacts/{jane.crm_id}", params=wanted).json()
+    listed = portal.get("/crm/v3/objects/contacts", params=wanted).json()["results"]
+    batch = portal.post(
+        "/crm/v3/objects/contacts/batch/read",
+        {"inputs": [{"id": jane.crm_id}], "properties": ["associatedcompanyid"]},
+    ).json()["results"]
+    found = portal.post(
+        "/crm/v3/objects/contacts/search",
+        {
+            "filterGroups": [
+                {
+                    "filters": [
+                        {
+                            "propertyName": "associatedcompanyid",
+                            "operator": "EQ",
+                            "value": acme.crm_id,
+                        }
+                    ]
+                }
+            ],
+            "properties": ["associatedcompanyid"],
+        },
+    ).json()
+
+    assert read["properties"]["associatedcompanyid"] == acme.crm_id
+    assert {r["id"]: r["properties"]["associatedcompanyid"] for r in listed} == {
+        jane.crm_id: acme.crm_id,
+        loner.crm_id: None,
+    }
+    assert batch[0]["properties"]["associatedcompanyid"] == acme.crm_id
+    assert [r["id"] for r in found["results"]] == [jane.crm_id]
+    assert found["results"][0]["properties"]["associatedcompanyid"] == acme.crm_id
+
+
+def test_the_primary_label_moves_the_primary_company_and_dissociating_clears_it(portal):
+    acme = portal.add("company", {"name": "Acme"})
+    globex = portal.add("company", {"name": "Globex"})
+    jane = portal.add("contact", {"email": "jane@acme.example"}, associations=[acme, globex])
+    path = f"/crm/v4/objects/contacts/{jane.crm_id}/associations/companies"
+
+    def primary() -> str | None:
+        body = portal.post(
+            "/crm/v3/objects/contacts/search", {"properties": ["associatedcompanyid"]}
+        ).json()
+        return body["results"][0]["properties"]["associatedcompanyid"]
+
+    portal.call(
+        "PUT",
+        f"{path}/{globex.crm_id}",
+        json=[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1}],
+    )
+    labelled = primary()
+    portal.call("DELETE", f"{path}/{globex.crm_id}")
+    portal.call("DELETE", f"{path}/{acme.crm_id}")
+
+    assert labelled == globex.crm_id
+    assert primary() is None
+
+
+def test_the_primary_company_id_is_a_read_only_number_property(portal):
+    jane = portal.add("contact", {"email": "jane@acme.example"})
+
+    spec = portal.get("/crm/v3/properties/contacts/associatedcompanyid").json()
+    written = portal.patch(
+        f"/crm/v3/objects/contacts/{jane.crm_id}", {"properties": {"associatedcompanyid": "1"}}
+    )
+
+    assert (spec["label"], spec["type"], spec["fieldType"]) == (
+        "Primary associated company ID",
+        "number",
+        "number",
+    )
+    assert spec["modificationMetadata"]["readOnlyValue"] is True
+    assert written.status_code == 400
+    assert written.json()["errors"][0]["code"] == "READ_ONLY_VALUE"
+
+
 # --- objects: write ------------------------------------------------------------------------
 
 
@@ -339,7 +424,7 @@ def test_create_answers_201_and_associates(portal):
     assert body["properties"]["pipeline"] == "default"
     assert {"createdate", "hs_object_id", "hs_lastmodifieddate"} <= set(body["properties"])
     links = portal.get(f"/crm/v4/objects/deals/{body['id']}/associations/companies").json()
-    assert links["results"][0]["toObjectId"] == acme.crm_id
+    assert links["results"][0]["toObjectId"] == int(acme.crm_id)
     read = portal.get(
         f"/crm/v3/objects/deals/{body['id']}", params={"properties": "hs_is_closed_won"}
     )
@@ -611,11 +696,11 @@ def test_v4_association_list_pages(portal):
     ).json()
 
     assert first["results"][0] == {
-        "toObjectId": people[0].crm_id,
+        "toObjectId": int(people[0].crm_id),
         "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 280, "label": None}],
     }
     assert [r["toObjectId"] for r in first["results"] + rest["results"]] == [
-        p.crm_id for p in people
+        int(p.crm_id) for p in people
     ]
     assert "paging" not in rest
 
@@ -654,6 +739,42 @@ def test_v4_labelled_create_is_201_default_is_200_and_delete_is_204(portal):
     }
 
 
+def test_v4_batch_read_answers_200_when_every_record_has_associations(portal):
+    acme = portal.add("company", {"name": "Acme"})
+    first = portal.add("deal", {"name": "First"}, associations=[acme])
+    second = portal.add("deal", {"name": "Second"}, associations=[acme])
+
+    response = portal.post(
+        "/crm/v4/associations/0-2/0-3/batch/read", {"inputs": [{"id": acme.crm_id}]}
+    )
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "COMPLETE"
+    assert "errors" not in body
+    assert "numErrors" not in body
+    assert body["results"] == [
+        {
+            "from": {"id": acme.crm_id},
+            "to": [
+                {
+                    "toObjectId": int(deal.crm_id),
+                    "associationTypes": [
+                        {"category": "HUBSPOT_DEFINED", "typeId": 342, "label": None}
+                    ],
+                }
+                for deal in (first, second)
+            ],
+        }
+    ]
+    logged = SandboxRequest.objects.filter(account=portal.account).last()
+    assert (logged.kind, logged.object_name, logged.record_ids) == (
+        "read",
+        "companies",
+        [acme.crm_id],
+    )
+
+
 def test_v4_batch_read_reports_records_without_associations(portal):
     acme = portal.add("company", {"name": "Acme"})
     lonely = portal.add("company", {"name": "Lonely"})
@@ -667,9 +788,40 @@ def test_v4_batch_read_reports_records_without_associations(portal):
     assert response.status_code == 207
     body = response.json()
     assert body["results"][0]["from"] == {"id": acme.crm_id}
-    assert body["results"][0]["to"][0]["toObjectId"] == deal.crm_id
-    assert body["errors"][0]["subCategory"] == "crm.associations.NO_ASSOCIATIONS_FOUND"
-    assert body["errors"][0]["context"] == {"fromObjectId": [lonely.crm_id]}
+    assert body["results"][0]["to"][0]["toObjectId"] == int(deal.crm_id)
+    assert body["numErrors"] == 1
+    error = body["errors"][0]
+    assert (error["category"], error["subCategory"]) == (
+        "OBJECT_NOT_FOUND",
+        "crm.associations.NO_ASSOCIATIONS_FOUND",
+    )
+    assert error["context"] == {"fromObjectId": [lonely.crm_id]}
+
+
+def test_v4_batch_read_refuses_more_than_1000_inputs(portal):
+    inputs = [{"id": str(number)} for number in range(1, 1002)]
+
+    response = portal.post("/crm/v4/associations/companies/deals/batch/read", {"inputs": inputs})
+
+    assert response.status_code == 400
+    body = _error(response)
+    assert body["category"] == "VALIDATION_ERROR"
+    assert "1000" in body["message"]
+
+
+def test_v4_batch_read_pages_each_record_with_its_after(portal, monkeypatch):
+    monkeypatch.setattr(associations, "PAGE_LIMIT", 2)
+    acme = portal.add("company", {"name": "Acme"})
+    deals = [portal.add("deal", {"name": f"Deal {n}"}, associations=[acme]) for n in range(3)]
+    path = "/crm/v4/associations/companies/deals/batch/read"
+
+    first = portal.post(path, {"inputs": [{"id": acme.crm_id}]}).json()["results"][0]
+    after = first["paging"]["next"]["after"]
+    rest = portal.post(path, {"inputs": [{"id": acme.crm_id, "after": after}]}).json()
+
+    assert [item["toObjectId"] for item in first["to"]] == [int(d.crm_id) for d in deals[:2]]
+    assert [item["toObjectId"] for item in rest["results"][0]["to"]] == [int(deals[2].crm_id)]
+    assert "paging" not in rest["results"][0]
 
 
 # --- properties, owners, pipelines ---------------------------------------------------------

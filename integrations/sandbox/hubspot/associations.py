@@ -1,5 +1,8 @@
 """Associations v4: list a record's associations, create (labelled or default), delete, and
-batch read (``/crm/v4/objects/...`` and ``/crm/v4/associations/...``)."""
+batch read (``/crm/v4/objects/...`` and ``/crm/v4/associations/...``).
+
+Associated records are listed in the order they were created (their ids), each with every
+association type between the two; ``toObjectId`` is a number, as HubSpot answers it."""
 
 from collections import defaultdict
 
@@ -69,7 +72,11 @@ def _grouped(records: list[SandboxRecord], to_name: str) -> dict[int, list[dict]
             {"category": link.category, "typeId": link.type_id, "label": link.label or None}
         )
     return {
-        pk: [{"toObjectId": to_id, "associationTypes": types} for to_id, types in targets.items()]
+        # HubSpot answers the associated ids as numbers (``from.id`` stays a string).
+        pk: [
+            {"toObjectId": int(to_id), "associationTypes": types}
+            for to_id, types in targets.items()
+        ]
         for pk, targets in grouped.items()
     }
 
@@ -197,12 +204,8 @@ def create_default(
     )
 
 
-@endpoint(PROVIDER, RequestKind.READ)
-def batch_read(
-    request: HttpRequest, call: Call, from_object_type: str, to_object_type: str
-) -> Reply:
-    started = store.now()
-    source_name, target_name = _pair(call, from_object_type, to_object_type, "read")
+def _batch_inputs(call: Call) -> list[tuple[str, int]]:
+    """``(id, offset)`` per input, once each; ``after`` is the offset a result's paging gave."""
     body = call.json_body()
     inputs = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(inputs, list):
@@ -212,33 +215,58 @@ def batch_read(
             f"The maximum number of inputs supported in a batch request is {BATCH_READ_LIMIT}. "
             "Please reduce the number of items and try again"
         )
-    ids = list(dict.fromkeys(str(item.get("id")) for item in inputs if isinstance(item, dict)))
+    parsed = []
+    for item in inputs:
+        if not isinstance(item, dict) or item.get("id") in (None, ""):
+            raise writes.invalid_input("Invalid input JSON: every input needs an id")
+        after = str(item.get("after") or "0").strip()
+        if not after.isdigit():
+            raise writes.invalid_input(f"Unable to parse after value: {after}")
+        parsed.append((str(item["id"]), int(after)))
+    return list(dict.fromkeys(parsed))
+
+
+def _no_associations(source_name: str, target_name: str, crm_id: str) -> dict:
+    return {
+        "status": "error",
+        "category": "OBJECT_NOT_FOUND",
+        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+        "message": f"No {SINGULAR[target_name]} is associated with "
+        f"{SINGULAR[source_name]} {crm_id}.",
+        "context": {"fromObjectId": [crm_id]},
+        "errors": [],
+        "links": {},
+    }
+
+
+@endpoint(PROVIDER, RequestKind.READ)
+def batch_read(
+    request: HttpRequest, call: Call, from_object_type: str, to_object_type: str
+) -> Reply:
+    """Each input's associations, a page of ``PAGE_LIMIT`` at a time (``paging`` only when
+    more remain); inputs with none are a 207's ``errors``, not a failure."""
+    started = store.now()
+    source_name, target_name = _pair(call, from_object_type, to_object_type, "read")
+    inputs = _batch_inputs(call)
     records = {
         record.crm_id: record
         for record in store.live_records(call.account, source_name).filter(
-            crm_id__in=[crm_id for crm_id in ids if crm_id.isdigit()]
+            crm_id__in=[crm_id for crm_id, _ in inputs if crm_id.isdigit()]
         )
     }
     grouped = _grouped(list(records.values()), target_name)
     results, errors = [], []
-    for crm_id in ids:
+    for crm_id, start in inputs:
         record = records.get(crm_id)
         targets = grouped.get(record.pk, []) if record else []
-        if targets:
-            results.append({"from": {"id": crm_id}, "to": targets})
+        page = targets[start : start + PAGE_LIMIT]
+        if not page:
+            errors.append(_no_associations(source_name, target_name, crm_id))
             continue
-        errors.append(
-            {
-                "status": "error",
-                "category": "OBJECT_NOT_FOUND",
-                "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                "message": f"No {SINGULAR[target_name]} is associated with "
-                f"{SINGULAR[source_name]} {crm_id}.",
-                "context": {"fromObjectId": [crm_id]},
-                "errors": [],
-                "links": {},
-            }
-        )
+        result: dict = {"from": {"id": crm_id}, "to": page}
+        if start + PAGE_LIMIT < len(targets):
+            result["paging"] = {"next": {"after": str(start + PAGE_LIMIT)}}
+        results.append(result)
     call.note_read(source_name, list(records))
     data: dict = {
         "status": "COMPLETE",

@@ -95,6 +95,9 @@ ASSOCIATION_TYPES = _types(
     (450, "companies", "companies", "company_to_company", None, 450),
     (451, "deals", "deals", "deal_to_deal", None, 451),
 )
+PRIMARY_COMPANY_TYPE = 1  # contact -> company, labelled "Primary"
+# Properties HubSpot keeps from a record's associations (read-only), per object.
+LINKED = {"contacts": frozenset({"associatedcompanyid"})}
 # The unlabelled type HubSpot uses between two objects (and adds next to any labelled one).
 DEFAULT_TYPES = {
     (kind.source, kind.target): kind.type_id
@@ -291,6 +294,37 @@ class ObjectContext:
         record.memo = (self.values_key, values)
         return values
 
+    def linked_values(
+        self, records: Sequence[SandboxRecord | CachedRecord] | None = None
+    ) -> dict[int, dict[str, str]]:
+        """The LINKED values of ``records`` (None: of every record of the object), by pk, in
+        one query; a record without them is left out.
+
+        A contact's ``associatedcompanyid`` is its primary company: the one associated with
+        the Primary label, else the first company associated with it."""
+        if self.object_name not in LINKED:
+            return {}
+        links = SandboxAssociation.objects.filter(
+            account=self.account,
+            from_record__object_name="contacts",
+            to_record__object_name="companies",
+            to_record__deleted_at__isnull=True,
+        )
+        if records is not None:
+            links = links.filter(from_record_id__in=[record.pk for record in records])
+        primary: dict[int, str] = {}
+        labelled: set[int] = set()
+        rows = links.order_by("pk").values_list("from_record_id", "type_id", "to_record__crm_id")
+        for contact_pk, type_id, company_id in rows:
+            if contact_pk in labelled:
+                continue
+            if type_id == PRIMARY_COMPANY_TYPE:
+                primary[contact_pk] = company_id
+                labelled.add(contact_pk)
+            else:
+                primary.setdefault(contact_pk, company_id)
+        return {pk: {"associatedcompanyid": company_id} for pk, company_id in primary.items()}
+
     def render(
         self,
         record: SandboxRecord | CachedRecord,
@@ -298,9 +332,13 @@ class ObjectContext:
         *,
         history_names: Sequence[str] = (),
         history: dict[str, list[SandboxPropertyChange]] | None = None,
+        linked: dict[str, str] | None = None,
     ) -> dict:
-        """HubSpot's SimplePublicObject for ``record``."""
+        """HubSpot's SimplePublicObject for ``record``, with its ``linked_values`` when the
+        caller has them (the LINKED properties read as null otherwise)."""
         current = self.record_values(record)
+        if linked:
+            current = {**current, **linked}  # a cached record's values are shared
         body: dict = {
             "id": record.crm_id,
             "properties": {name: current.get(name) for name in names},
@@ -345,9 +383,15 @@ class ObjectContext:
         names = self.selected(requested)
         history_names = self.known(history_requested)
         history = store.history(records, history_names) if history_names else {}
+        wanted = LINKED.get(self.object_name, frozenset()) & {*names, *history_names}
+        linked = self.linked_values(records) if wanted and records else {}
         return [
             self.render(
-                record, names, history_names=history_names, history=history.get(record.pk, {})
+                record,
+                names,
+                history_names=history_names,
+                history=history.get(record.pk, {}),
+                linked=linked.get(record.pk),
             )
             for record in records
         ]

@@ -33,7 +33,13 @@ UNIQUE_PROPERTIES = {
     "deals": ("hs_object_id",),
 }
 COMPUTED = {
-    "contacts": ("createdate", "hs_object_id", "lastmodifieddate", "hs_email_domain"),
+    "contacts": (
+        "createdate",
+        "hs_object_id",
+        "lastmodifieddate",
+        "hs_email_domain",
+        "associatedcompanyid",  # from the contact's associations (common.LINKED)
+    ),
     "companies": ("createdate", "hs_object_id", "hs_lastmodifieddate"),
     "deals": (
         "createdate",
@@ -239,6 +245,14 @@ def _contacts() -> list[dict]:
             "text",
             read_only=True,
             calculated=True,
+        ),
+        _definition(
+            "associatedcompanyid",
+            "Primary associated company ID",
+            "number",
+            "number",
+            read_only=True,
+            description="The ID of the contact's primary associated company.",
         ),
         _definition(
             "hs_marketable_status",

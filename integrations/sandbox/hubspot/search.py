@@ -7,7 +7,9 @@ Records come decoded from the process's record cache. Most searches filter and s
 stored properties only, so those are searched as stored, and the properties HubSpot
 computes (``ObjectContext.values``) are worked out for the page's records alone; a search
 that reads a computed property gets every record's full values, memoised on the cached
-record for as long as it and the deal pipelines stay the same.
+record for as long as it and the deal pipelines stay the same. Properties kept from
+associations (``associatedcompanyid``) are looked up in one query: for every record when
+the search reads one, else for the page's records when it answers one.
 """
 
 from collections.abc import Sequence
@@ -18,7 +20,7 @@ from django.http import HttpRequest
 
 from integrations.sandbox import hubspot_search, store
 from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
-from integrations.sandbox.hubspot.common import PROVIDER, ObjectContext
+from integrations.sandbox.hubspot.common import LINKED, PROVIDER, ObjectContext
 from integrations.sandbox.hubspot.values import format_datetime
 from integrations.sandbox.models import RequestKind
 from integrations.sandbox.record_cache import CACHE, CachedRecord
@@ -59,9 +61,8 @@ def search_objects(request: HttpRequest, call: Call, object_type: str) -> Reply:
     profile = replace(
         hubspot_search.PROFILES[ctx.object_name], known_properties=frozenset(ctx.properties)
     )
-    full = bool(
-        hubspot_search.referenced_properties(search_request, profile) & DERIVED[ctx.object_name]
-    )
+    referenced = hubspot_search.referenced_properties(search_request, profile)
+    full = bool(referenced & DERIVED[ctx.object_name])
     if call.account.search_lag_seconds:
         indexed_until = store.now() - timedelta(seconds=call.account.search_lag_seconds)
         records = [record for record in snapshot.live if record.updated_at <= indexed_until]
@@ -76,18 +77,29 @@ def search_objects(request: HttpRequest, call: Call, object_type: str) -> Reply:
             ("hubspot.searched", ctx.values_key if full else None),
             lambda: _searched(ctx, snapshot.live, full=full),
         )
+    if referenced & LINKED.get(ctx.object_name, frozenset()):
+        # Associations change without moving a record's stamp: never cached.
+        every = ctx.linked_values()
+        searched = [
+            (crm_id, {**values, **every.get(by_id[crm_id].pk, {})}) for crm_id, values in searched
+        ]
     page = hubspot_search.search(
         search_request,
         searched,
         profile=profile,
         expand=lambda crm_id: ctx.record_values(by_id[crm_id]),
     )
+    answered = LINKED.get(ctx.object_name, frozenset()) & {
+        name for hit in page.results[:1] for name in hit.properties
+    }
+    linked = ctx.linked_values([by_id[hit.id] for hit in page.results]) if answered else {}
 
     def render(hit: hubspot_search.SearchHit) -> dict:
         record = by_id[hit.id]
+        found = linked.get(record.pk, {})
         return {
             "id": hit.id,
-            "properties": hit.properties,
+            "properties": {**hit.properties, **{k: v for k, v in found.items() if k in answered}},
             "createdAt": format_datetime(record.created_at),
             "updatedAt": format_datetime(record.updated_at),
             "archived": False,

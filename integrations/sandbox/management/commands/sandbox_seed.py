@@ -1,9 +1,11 @@
-"""Create the demo HubSpot portal and Salesforce org in the sandbox."""
+"""Create the demo HubSpot portal and Salesforce org, and the demo model, in the sandbox."""
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from integrations.sandbox.demo_data import build_demo_crm
 from integrations.sandbox.models import Provider, SandboxAccount
+from integrations.sandbox.seed import ensure_rules_model_account
 
 PLURALS = {"company": "companies", "contact": "contacts", "deal": "deals"}
 DEMO_NAMES = {Provider.HUBSPOT: "Demo HubSpot portal", Provider.SALESFORCE: "Demo Salesforce org"}
@@ -38,3 +40,20 @@ class Command(BaseCommand):
             )
             for email, token in summary.tokens.items():
                 self.stdout.write(f"  {email:<24} token {token}")
+        self._ensure_model()
+
+    def _ensure_model(self) -> None:
+        # Only the sandbox's own endpoint gets an account: a real provider's key must never
+        # be copied into the sandbox's tables.
+        if not settings.MODEL_BASE_URL.startswith(f"{settings.SANDBOX_URL}/"):
+            self.stdout.write(
+                f"Model: {settings.MODEL_BASE_URL} is not the sandbox; nothing seeded"
+            )
+            return
+        if not settings.MODEL_API_KEY:
+            self.stdout.write("Model: MODEL_API_KEY is empty (no model configured); nothing seeded")
+            return
+        account = ensure_rules_model_account(settings.MODEL_API_KEY)
+        self.stdout.write(
+            f"Sandbox model {settings.MODEL_NAME} ({account.get_model_mode_display()})"
+        )
