@@ -1,9 +1,11 @@
 """A CRM client bound to a resolved connection.
 
-It records every call (CrmCall: which connection and scope served it, what it touched, how
-it ended), refreshes an OAuth token the CRM reports expired and retries that call once, and
-for a rep's own HubSpot connection applies the rep's record access, which HubSpot's API
-does not (integrations/record_access.py).
+It takes a slot in the CRM account's rate limits before every call (integrations/throttle.py;
+a call refused there is recorded as RateLimited), records every call (CrmCall: which
+connection and scope served it, what it touched, how it ended, and how long the CRM took),
+refreshes an OAuth token the CRM reports expired and retries that call once, and for a rep's
+own HubSpot connection applies the rep's record access, which HubSpot's API does not
+(integrations/record_access.py).
 """
 
 import time
@@ -20,6 +22,7 @@ from integrations.crm.profiles import PROFILES
 from integrations.crm.types import Provider
 from integrations.models import AuthKind, Connection, ConnectionScope, ConnectionStatus, CrmCall
 from integrations.record_access import HubSpotRecordAccess, allowed_owner_ids
+from integrations.throttle import throttle_crm_call
 
 if TYPE_CHECKING:
     from integrations.connections import ResolvedConnection
@@ -60,6 +63,14 @@ class ConnectedClient:
             object_type,
             lambda c: c.associated_ids(object_type, record_id, to_type),
             ids=[record_id],
+        )
+
+    def associations_many(self, object_type, record_ids, to_type):
+        return self._call(
+            "associations_many",
+            object_type,
+            lambda c: c.associations_many(object_type, record_ids, to_type),
+            ids=record_ids,
         )
 
     def update(self, object_type, record_id, properties, *, precondition=None):
@@ -121,13 +132,20 @@ class ConnectedClient:
         started = time.monotonic()
         try:
             try:
-                result = run(self._client())
+                # The client is built before the slot is taken, so the slot is taken just
+                # before the request leaves, and the recorded duration is the CRM's time.
+                client = self._client()
+                self._throttle(operation)
+                started = time.monotonic()
+                result = run(client)
             except errors.AuthExpired:
                 if not self._refreshable():
                     raise
                 refresh_connection(self.connection, force=True)
                 self._inner = None
-                result = run(self._client())
+                client = self._client()
+                self._throttle(operation)
+                result = run(client)
         except errors.CrmError as exc:
             if isinstance(exc, errors.AuthExpired):
                 self._mark_expired(exc)
@@ -135,6 +153,10 @@ class ConnectedClient:
             raise
         self._record(operation, object_type, ids, started, "ok", "")
         return result
+
+    def _throttle(self, operation: str) -> None:
+        connection = self.connection
+        throttle_crm_call(connection.provider, connection.crm_account_id, operation)
 
     def _refreshable(self) -> bool:
         return self.connection.auth_kind == AuthKind.OAUTH and bool(
