@@ -91,6 +91,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # the Swagger UI and ReDoc files, served locally (no CDN)
     "simple_history",
     "governance",
     "integrations",
@@ -180,14 +182,41 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- REST API ---------------------------------------------------------------------------
+# Machines send `Authorization: Api-Key <key>` (a workspace key) or `Token <token>` (a
+# person's); people browsing the API use their admin session. The first class names the
+# scheme in 401 answers' WWW-Authenticate header.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "crm_agents.api.authentication.ApiKeyAuthentication",
+        "crm_agents.api.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "CRM Steward API",
+    "DESCRIPTION": "Calls in; runs, proposed CRM changes and review decisions out.",
+    "VERSION": "1",
+    # 3.1: the call payload's schema comes from pydantic, which writes nullable values
+    # as JSON Schema does (`{"type": "null"}`), valid in OpenAPI 3.1 only.
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and its UIs are for signed-in callers, like the rest of the API.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "RunStatusEnum": "crm_agents.models.RunStatus",
+        "ChangeSetStatusEnum": "governance.review_models.SetStatus",
+        "ProposalStatusEnum": "governance.review_models.ProposalStatus",
+        "ReviewModeEnum": "governance.models.ReviewMode",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------------------
@@ -252,6 +281,35 @@ SALESFORCE_LOGIN_URL = (_url("SALESFORCE_LOGIN_URL", {"http", "https"}) or SANDB
 # Refresh an OAuth token this many seconds before it expires.
 CRM_TOKEN_REFRESH_MARGIN = _int("CRM_TOKEN_REFRESH_MARGIN", 120)
 CRM_TIMEOUT = _int("CRM_TIMEOUT", 30, minimum=1)
+# Per-CRM-account request limits shared by every worker through Redis (integrations/
+# throttle.py); 0 switches one off. HubSpot's Free/Starter burst is 100 per rolling 10 s and
+# search 5 per second. Salesforce has daily limits only: its per-second limit is our smoothing.
+CRM_HUBSPOT_BURST = _int("CRM_HUBSPOT_BURST", 100)
+CRM_HUBSPOT_SEARCH_PER_SECOND = _int("CRM_HUBSPOT_SEARCH_PER_SECOND", 5)
+CRM_SALESFORCE_PER_SECOND = _int("CRM_SALESFORCE_PER_SECOND", 25)
+# Longest a call waits for a slot before it raises RateLimited (a task then retries later).
+CRM_THROTTLE_MAX_WAIT = _int("CRM_THROTTLE_MAX_WAIT", 10)
+
+# --- Model -------------------------------------------------------------------------------
+# Any OpenAI-compatible Chat Completions endpoint with structured outputs. The defaults are
+# the sandbox's rule-based model (seeded by `manage.py sandbox_seed`), so the demo runs
+# offline. An empty MODEL_API_KEY means no model is configured: extraction then fails with a
+# clear error instead of guessing.
+MODEL_BASE_URL = (
+    _url("MODEL_BASE_URL", {"http", "https"}) or f"{SANDBOX_URL}/sandbox/openai/v1"
+).rstrip("/")
+MODEL_API_KEY = env.str("MODEL_API_KEY", default="sk-sandbox-rules").strip()
+MODEL_NAME = env.str("MODEL_NAME", default="sandbox-rules-1").strip()
+if not MODEL_NAME:
+    raise ImproperlyConfigured("MODEL_NAME is empty; name the model, e.g. gpt-4o-2024-08-06.")
+MODEL_TIMEOUT = _int("MODEL_TIMEOUT", 30, minimum=1)
+
+# --- The agent ----------------------------------------------------------------------------
+# A record the numbers do not clearly single out is used only when this sure (0 to 1);
+# below it, a human chooses. In percent so the env helper stays an integer one.
+MATCH_CONFIDENCE_BAR = _int("MATCH_CONFIDENCE_PERCENT", 60, minimum=0) / 100
+if MATCH_CONFIDENCE_BAR > 1:
+    raise ImproperlyConfigured("MATCH_CONFIDENCE_PERCENT must be between 0 and 100.")
 
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()

@@ -296,3 +296,10 @@ class CrmPropertyAdmin(WorkspaceScopedAdmin):
     search_fields = ["name", "label"]
     list_select_related = ["workspace"]
     readonly_fields = [field.name for field in CrmProperty._meta.fields]
+
+
+# The API credentials' admin lives in its own module; importing it here registers it.
+import governance.api_auth_admin  # noqa: E402, F401
+
+# The review queue's admin lives in its own module; importing it here registers it.
+from governance import review_admin  # noqa: E402, F401

@@ -97,10 +97,11 @@ class Guard:
         scope: str = "",
         labels: Mapping[str, str] | None = None,
     ) -> None:
-        self._client = client
+        self._client = _Counting(client)
         self.profile = client.profile
         self.policy = policy
         self.workspace = workspace
+        self.connection = connection
         self._audit_fields = {
             "actor_kind": actor_kind,
             "actor_user": actor_user,
@@ -110,6 +111,11 @@ class Guard:
             **{f"{name}_label": value for name, value in (labels or {}).items()},
         }
         self._stages: dict[str, StageInfo] | None = None
+
+    @property
+    def requests(self) -> int:
+        """How many CRM client calls this guard has made (what a run reports)."""
+        return self._client.calls
 
     @classmethod
     def for_resolved(cls, resolved, policy: Policy, **kwargs) -> "Guard":
@@ -230,10 +236,30 @@ class Guard:
         )
         return ids
 
+    def associations_many(
+        self, object_type: ObjectType, record_ids: Sequence[str], to_type: ObjectType
+    ) -> dict[str, list[str]]:
+        self._require_read(object_type)
+        self._require_read(to_type)
+        found = self._client.associations_many(object_type, record_ids, to_type)
+        pairs = [[source, target] for source, targets in found.items() for target in targets]
+        self._audit(
+            "crm.read.associations",
+            "ok",
+            object_type,
+            context={"to": str(to_type), "ids": pairs[:100], "records": len(found)},
+        )
+        return found
+
     def owners(self):
         owners = self._client.owners()
         self._audit("crm.read.owners", "ok")
         return owners
+
+    def prime_stages(self, stages: Sequence[StageInfo]) -> None:
+        """Stage metadata read earlier through a guard on the same connection."""
+        if self._stages is None:
+            self._stages = {stage.value: stage for stage in stages}
 
     def deal_stages(self) -> list[StageInfo]:
         if self._stages is None:
@@ -289,20 +315,27 @@ class Guard:
             )
         return None
 
-    def _closed_deal(self, record_id: str) -> Refusal | None:
+    def _closed_deal(
+        self, record_id: str, precondition: Precondition | None = None
+    ) -> Refusal | None:
         if self.policy.allow_update_closed:
             return None
         stage_field = self.profile.native_field(ObjectType.DEAL, "stage")
-        current = self._client.get(ObjectType.DEAL, record_id, [stage_field])
-        # Read for the guard's own check; the value goes no further than this method.
-        self._audit(
-            "crm.read",
-            "ok",
-            ObjectType.DEAL,
-            record_id=record_id,
-            context={"properties": [stage_field], "purpose": "closed-deal check"},
-        )
-        stage = current.properties.get(stage_field)
+        if precondition is not None and stage_field in precondition.expected:
+            # The write is conditional on the stage still being this value (HubSpot compares
+            # it, Salesforce refuses any change since the read), so no extra read is needed.
+            stage = precondition.expected[stage_field]
+        else:
+            current = self._client.get(ObjectType.DEAL, record_id, [stage_field])
+            # Read for the guard's own check; the value goes no further than this method.
+            self._audit(
+                "crm.read",
+                "ok",
+                ObjectType.DEAL,
+                record_id=record_id,
+                context={"properties": [stage_field], "purpose": "closed-deal check"},
+            )
+            stage = current.properties.get(stage_field)
         self.deal_stages()
         info = (self._stages or {}).get(stage or "")
         if info is not None and info.closed:
@@ -330,6 +363,58 @@ class Guard:
                     context={"code": refusal.code},
                 )
 
+    def vet_update(
+        self,
+        object_type: ObjectType,
+        record_id: str | None,
+        properties: Mapping[str, str | None],
+        *,
+        current_stage: str | None = None,
+        creating: bool = False,
+    ) -> list[Refusal]:
+        """What the policy would refuse of this write, checked when a change is planned,
+        long before it is sent. Nothing is sent; each refusal is audited. A pause is not a
+        refusal here: paused changes wait, and the guard holds them back at apply time."""
+        refusals: list[Refusal] = []
+        if self.policy.object_scope(object_type) != ObjectScope.READ_WRITE:
+            refusals.append(
+                Refusal(
+                    RefusalCode.OBJECT_OUT_OF_SCOPE,
+                    f"the policy does not let CRM Steward change {object_type} records",
+                    str(object_type),
+                    record_id,
+                )
+            )
+        elif creating and not self.policy.allow_create:
+            refusals.append(
+                Refusal(
+                    RefusalCode.CREATE,
+                    "the policy does not allow creating records",
+                    str(object_type),
+                )
+            )
+        elif object_type == ObjectType.DEAL and current_stage and not creating:
+            self.deal_stages()
+            info = (self._stages or {}).get(current_stage)
+            if info is not None and info.closed and not self.policy.allow_update_closed:
+                refusals.append(
+                    Refusal(
+                        RefusalCode.CLOSED_DEAL,
+                        f"the deal is closed ({info.label}) and the policy does not allow "
+                        "updating closed deals",
+                        "deal",
+                        record_id,
+                    )
+                )
+        if refusals:
+            for name in properties:
+                refusals_for = [replace(refusal, field=name) for refusal in refusals]
+                self._denied(refusals_for, properties)
+            return [replace(r, field=name) for r in refusals for name in properties]
+        refusals = self._field_refusals(object_type, record_id, properties, creating=creating)
+        self._denied(refusals, properties)
+        return refusals
+
     def update(
         self,
         object_type: ObjectType,
@@ -341,7 +426,7 @@ class Guard:
         whole = self._whole_write_refusal(object_type, record_id, properties)
         if whole is None and object_type == ObjectType.DEAL:
             try:
-                whole = self._closed_deal(record_id)
+                whole = self._closed_deal(record_id, precondition)
             except (errors.NotFound, errors.PermissionDenied) as exc:
                 whole = Refusal(RefusalCode.RECORD_ACCESS, exc.message, str(object_type), record_id)
         if whole is not None:
@@ -375,9 +460,10 @@ class Guard:
             self._denied([access], allowed)
             return WriteOutcome(WriteStatus.REFUSED, refusals=(*refusals, access), error=exc)
         except errors.Conflict as exc:
+            # Not an audit outcome of its own: the CRM refused the conditional write.
             self._audit(
                 "crm.write",
-                "conflict",
+                "failed",
                 object_type,
                 record_id=record_id,
                 reason=exc.message,
@@ -443,3 +529,22 @@ class Guard:
             return WriteOutcome(WriteStatus.REFUSED, refusals=(access,), error=exc)
         self._audit("crm.create", "ok", object_type, record_id=result.id, after=dict(properties))
         return WriteOutcome(WriteStatus.SENT, dict(properties), result=result)
+
+
+class _Counting:
+    """Passes every call through to the client, counting them."""
+
+    def __init__(self, client) -> None:
+        self._inner = client
+        self.calls = 0
+
+    def __getattr__(self, name: str):
+        attribute = getattr(self._inner, name)
+        if not callable(attribute):
+            return attribute
+
+        def counted(*args, **kwargs):
+            self.calls += 1
+            return attribute(*args, **kwargs)
+
+        return counted

@@ -327,3 +327,10 @@ class Policy(TenantModel):
 
 def _of_object(properties: Iterable[CrmProperty], object_type: str) -> list[CrmProperty]:
     return [prop for prop in properties if prop.object_type == object_type]
+
+
+# REST API credentials live in their own module; importing it here registers its models.
+from governance.api_auth import ApiKey, ApiToken  # noqa: E402, F401
+
+# The review queue lives in its own module; importing it here registers its models.
+from governance.review_models import ChangeProposal, ChangeSet  # noqa: E402, F401

@@ -107,6 +107,22 @@ def test_an_object_out_of_scope_is_refused_and_audited(world):
     assert [event.action for event in world.denied()] == ["crm.read.denied"]
 
 
+def test_associations_many_checks_both_objects_and_audits_one_read(world):
+    found = world.guard().associations_many(COMPANY, [world.acme.crm_id], DEAL)
+    world.policy.contact_scope = ObjectScope.NONE
+    world.policy.save()
+
+    with pytest.raises(Refused) as caught:
+        world.guard().associations_many(COMPANY, [world.acme.crm_id], CONTACT)
+
+    assert found == {world.acme.crm_id: [world.deal.crm_id]}
+    read = AuditEvent.objects.get(workspace=world.workspace, action="crm.read.associations")
+    assert read.context["to"] == "deal"
+    assert read.context["ids"] == [[world.acme.crm_id, world.deal.crm_id]]
+    assert caught.value.refusal.code == RefusalCode.OBJECT_OUT_OF_SCOPE
+    assert [event.action for event in world.denied()] == ["crm.read.denied"]
+
+
 def test_searching_by_a_hidden_property_is_refused(world):
     world.allow(read=("name",))
     query = SearchQuery(DEAL, filter_groups=((SearchFilter(world.f("amount"), Operator.GT, "1"),),))

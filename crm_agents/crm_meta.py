@@ -1,0 +1,90 @@
+"""CRM metadata the pipeline needs on every run, without asking the CRM on every run.
+
+Property types and options come from the workspace's CrmProperty cache (refreshed from the
+CRM's describe when it is empty). Deal stages and owners are asked once per connection and
+kept for a few minutes: they change rarely, and asking on every run would double the CRM
+requests of a run.
+"""
+
+from django.core.cache import cache
+
+from governance.guard import Guard
+from governance.models import CrmProperty
+from integrations.crm.base import StageInfo
+from integrations.crm.types import ObjectType, Owner, PropertyOption, PropertySpec, PropertyType
+
+METADATA_TTL = 300  # seconds
+
+
+def property_specs(connection, object_type: str) -> dict[str, PropertySpec]:
+    """The object's properties by native name, as the workspace connection described them."""
+    rows = CrmProperty.objects.filter(connection=connection, object_type=object_type, missing=False)
+    if not rows.exists():
+        from governance.services import do_refresh_properties
+
+        do_refresh_properties(connection, acting_user=None)
+    return {
+        row.name: PropertySpec(
+            name=row.name,
+            label=row.label,
+            type=_type_of(row.type),
+            options=tuple(
+                PropertyOption(str(option.get("value")), str(option.get("label", "")))
+                for option in row.options or []
+            ),
+            read_only=row.read_only,
+            custom=row.custom,
+        )
+        for row in rows
+    }
+
+
+def _type_of(name: str) -> PropertyType:
+    try:
+        return PropertyType(name)
+    except ValueError:
+        return PropertyType.STRING
+
+
+def deal_stages(guard: Guard, connection) -> list[StageInfo]:
+    key = f"crm-steward:stages:{connection.pk}:{connection.created_at.timestamp()}"
+    stages = cache.get(key)
+    if stages is None:
+        stages = guard.deal_stages()
+        cache.set(key, stages, METADATA_TTL)
+    guard.prime_stages(stages)
+    return stages
+
+
+def owners(guard: Guard, connection) -> list[Owner]:
+    key = f"crm-steward:owners:{connection.pk}:{connection.created_at.timestamp()}"
+    found = cache.get(key)
+    if found is None:
+        found = guard.owners()
+        cache.set(key, found, METADATA_TTL)
+    return found
+
+
+def owner_id_for_email(guard: Guard, connection, email: str) -> str | None:
+    email = email.strip().lower()
+    if not email:
+        return None
+    for owner in owners(guard, connection):
+        if owner.email.strip().lower() == email:
+            return owner.id
+    return None
+
+
+def closed_stage_values(stages: list[StageInfo]) -> set[str]:
+    return {stage.value for stage in stages if stage.closed}
+
+
+def stage_rank(stages: list[StageInfo], value: str | None) -> float:
+    """How far along the pipeline a stage is, from 0 to 1 (unknown stages count as 0)."""
+    open_stages = [stage.value for stage in stages if not stage.closed]
+    if value not in open_stages or len(open_stages) < 2:
+        return 0.0
+    return open_stages.index(value) / (len(open_stages) - 1)
+
+
+__all__ = ["ObjectType", "deal_stages", "owners", "property_specs"]

@@ -1,0 +1,420 @@
+"""One workflow run on one call: connect, match, read, extract, plan, gate (DESIGN.md).
+
+``execute_run`` is what the ``run_workflow`` task calls. It claims the run (so a duplicate
+task does nothing), records every input and decision on the AgentRun, and leaves behind a
+ChangeSet for the record it chose. Approved proposals are handed to the apply step; the
+rest wait for review. Transient failures (the CRM or the model briefly unavailable) raise
+``RetryLater`` after releasing the run, so the task can retry it with a back-off.
+"""
+
+import time
+from dataclasses import dataclass
+
+from django.db import transaction
+from django.utils import timezone
+
+from crm_agents import crm_meta, extraction, records
+from crm_agents.matching import Matcher, MatchResult, confidence_bar, tie_break_confidence
+from crm_agents.models import AgentRun, Call, FieldRule, RunStatus, Workflow
+from crm_agents.planning import plan
+from crm_agents.types import (
+    Attendee,
+    CallView,
+    ContextField,
+    CurrentValue,
+    Dropped,
+    ExtractionInput,
+    FieldAsk,
+    TranscriptTurn,
+)
+from governance.guard import Guard, Refused
+from governance.models import ObjectScope, Policy
+from governance.prompt import policy_prompt_section
+from integrations.connections import ConnectionProblem, Purpose, resolve_connection
+from integrations.crm import errors
+from integrations.crm.types import ObjectType, Record
+
+
+class RetryLater(Exception):
+    """The run could not finish for a reason that may pass; retry after ``delay`` seconds."""
+
+    def __init__(self, cause: Exception, delay: float | None = None) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.delay = delay
+
+
+def call_view(call: Call) -> CallView:
+    return CallView(
+        external_id=call.external_id,
+        title=call.title,
+        started_at=call.started_at,
+        duration_s=call.duration_s,
+        owner_email=call.owner_email,
+        attendees=tuple(
+            Attendee(a.get("name", ""), a.get("email", ""), bool(a.get("internal")))
+            for a in call.attendees
+        ),
+        transcript=tuple(
+            TranscriptTurn(t.get("speaker", ""), float(t.get("start", 0)), t.get("text", ""))
+            for t in call.transcript
+        ),
+    )
+
+
+@transaction.atomic
+def _claim(run_id: int) -> AgentRun | None:
+    run = AgentRun.objects.select_for_update().filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.QUEUED:
+        return None  # finished, or another worker has it
+    run.status = RunStatus.RUNNING
+    run.started_at = timezone.now()
+    run.attempts += 1
+    run.save(update_fields=["status", "started_at", "attempts"])
+    return run
+
+
+def execute_run(run_id: int) -> AgentRun | None:
+    run = _claim(run_id)
+    if run is None:
+        return None
+    started = time.monotonic()
+    steps = _Steps(run)
+    try:
+        status, reason = steps.run()
+    except RetryLater:
+        AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+        raise
+    except Exception as exc:  # recorded, never silent; the task re-raises nothing
+        steps.finish(RunStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}", started)
+        raise
+    steps.finish(status, reason, started)
+    return run
+
+
+@dataclass
+class _Asked:
+    asks: dict[str, FieldAsk]
+    rules: dict[str, FieldRule]
+    read: list[str]
+    context_names: dict[str, str]  # native -> canonical
+
+
+class _Steps:
+    def __init__(self, run: AgentRun) -> None:
+        self.run_row = run
+        self.call = run.call
+        self.workflow: Workflow = run.workflow
+        self.workspace = run.workspace
+        self.view = call_view(self.call)
+        self.object_type = ObjectType(self.workflow.object_type)
+        self.timings: dict[str, float] = {}
+        self.guard: Guard | None = None
+
+    # --- bookkeeping -------------------------------------------------------------------------
+    def _timed(self, step: str, started: float) -> None:
+        self.timings[step] = round((time.monotonic() - started) * 1000, 1)
+
+    def finish(self, status: str, reason: str, started: float) -> None:
+        run = self.run_row
+        run.status = status
+        run.status_reason = reason
+        self.timings["total"] = round((time.monotonic() - started) * 1000, 1)
+        run.timings = self.timings
+        run.crm_requests = self.guard.requests if self.guard else 0
+        run.finished_at = timezone.now()
+        if status == RunStatus.FAILED and not run.error:
+            run.error = reason
+        run.save()
+        records.refresh_run_status(run.pk)
+
+    # --- the steps ---------------------------------------------------------------------------
+    def run(self) -> tuple[str, str]:
+        run = self.run_row
+        policy = (
+            Policy.objects.prefetch_related("read_properties", "write_properties")
+            .filter(workspace=self.workspace, provider=self.workflow.provider)
+            .first()
+        )
+        if policy is None:
+            return RunStatus.FAILED, (
+                f"the workspace has no {self.workflow.get_provider_display()} policy: "
+                "RevOps must set one up before workflows can run"
+            )
+        t = time.monotonic()
+        try:
+            resolved = resolve_connection(self.workspace, self.workflow.provider, Purpose.WORKFLOW)
+        except ConnectionProblem as exc:
+            return RunStatus.FAILED, exc.message
+        run.connection = resolved.connection
+        self.guard = Guard.for_resolved(
+            resolved,
+            policy,
+            labels={
+                "workflow": run.workflow_label,
+                "call": str(self.call)[:200],
+                "run": f"run {run.pk}",
+            },
+        )
+        self.policy = policy
+        self.connection = resolved.connection
+        self._timed("connect", t)
+        try:
+            return self._match_and_propose()
+        except (errors.RateLimited, errors.Transient) as exc:
+            from integrations.throttle import retry_delay
+
+            raise RetryLater(exc, retry_delay(exc, run.attempts)) from exc
+        except extraction.ModelUnavailable as exc:
+            raise RetryLater(exc, exc.retry_after) from exc
+        except (errors.CrmError, Refused) as exc:
+            return RunStatus.FAILED, f"the CRM refused: {exc}"
+        except (extraction.ModelRejected, extraction.ModelNotConfigured) as exc:
+            return RunStatus.FAILED, str(exc)
+
+    def _asked(self) -> _Asked:
+        specs = crm_meta.property_specs(self.connection, self.object_type)
+        asks: dict[str, FieldAsk] = {}
+        rules: dict[str, FieldRule] = {}
+        decisions = []
+        read: list[str] = []
+        context: dict[str, str] = {}
+        profile = self.guard.profile
+        for rule in self.workflow.rules.filter(paused=False).order_by("order", "pk"):
+            native = profile.native_field(self.object_type, rule.field)
+            canonical = profile.canonical_field(self.object_type, native)
+            spec = specs.get(native)
+            if spec is None:
+                decisions.append(
+                    {
+                        "field": rule.field,
+                        "reason": f"the CRM has no {self.object_type} property {native}",
+                    }
+                )
+                continue
+            if not self.guard.policy.may_read(self.object_type, native):
+                decisions.append(
+                    {"field": rule.field, "reason": "the policy does not let CRM Steward read it"}
+                )
+                continue
+            asks[canonical] = FieldAsk(
+                canonical, native, spec, rule.instruction, rule.write_mode, CurrentValue(None, None)
+            )
+            rules[canonical] = rule
+            read.append(native)
+            for dependency in rule.read_dependencies or []:
+                dep_native = profile.native_field(self.object_type, dependency)
+                if dep_native in specs and self.guard.policy.may_read(self.object_type, dep_native):
+                    read.append(dep_native)
+                    context[dep_native] = profile.canonical_field(self.object_type, dep_native)
+        self.run_row.decisions = decisions
+        return _Asked(asks, rules, list(dict.fromkeys(read)), context)
+
+    def _match_and_propose(self) -> tuple[str, str]:
+        run = self.run_row
+        asked = self._asked()
+        if self.policy.object_scope(self.object_type) == ObjectScope.NONE:
+            return RunStatus.FAILED, (
+                f"the {self.workflow.get_provider_display()} policy gives CRM Steward no access "
+                f"to {self.object_type} records: RevOps must open the {self.object_type} scope "
+                "for this workflow to run"
+            )
+        if not asked.asks and not run.decisions:
+            return RunStatus.NO_CHANGES, "every field rule of this workflow is paused"
+        if not asked.asks:
+            reasons = "; ".join(f"{d['field']}: {d['reason']}" for d in run.decisions)
+            return RunStatus.FAILED, f"no field of this workflow can be read ({reasons})"
+        t = time.monotonic()
+        matcher = Matcher(self.guard, self.connection, self.workspace, read_properties=asked.read)
+        if run.record_id:  # chosen by a human after "needs a choice"
+            result = records.forced_match(matcher, self.object_type, run.record_id, asked.read)
+        else:
+            result = matcher.match(self.view, self.object_type)
+        self._timed("match", t)
+        run.candidates = [
+            {"id": c.id, "name": c.name, "score": c.score, "reasons": list(c.reasons)}
+            for c in result.candidates
+        ]
+        run.match_reason = result.reason
+        run.match_confidence = result.confidence
+        run.decisions = [
+            *run.decisions,
+            {
+                "step": "match",
+                "company_ids": list(result.company_ids),
+                "contact_ids": list(result.contact_ids),
+            },
+        ]
+        if result.ambiguous:
+            result = self._tie_break(result)
+            if result.winner is None:
+                records.record_needs_choice(run, result)
+                return RunStatus.AMBIGUOUS, result.reason
+        if result.winner is None:
+            if self.workflow.no_match == "create":
+                return records.propose_create(self, asked, result)
+            return RunStatus.NO_MATCH, result.reason
+        record = result.records[result.winner.id]
+        run.record_id = record.id
+        run.record_name = result.winner.name
+        return self._extract_and_plan(asked, record)
+
+    def _kept_values(self, asked: _Asked, record: Record) -> list[str]:
+        """The values the run keeps: the rule fields, their dependencies and, for a deal,
+        its stage (the apply makes its write conditional on it, see governance/apply.py)."""
+        names = list(asked.read)
+        if self.object_type == ObjectType.DEAL:
+            stage = self.guard.profile.native_field(ObjectType.DEAL, "stage")
+            if stage in record.properties:
+                names.append(stage)
+        return list(dict.fromkeys(names))
+
+    def _tie_break(self, result: MatchResult) -> MatchResult:
+        close = [c for c in result.candidates if result.candidates[0].score - c.score < 0.2]
+        try:
+            pick = extraction.choose_record(
+                self.workspace, self.view, self.object_type, close, script_key=self._script_key()
+            )
+        except (extraction.ModelRejected, extraction.ModelNotConfigured) as exc:
+            return _unresolved(result, f"{result.reason}; no model tie-break ({exc})")
+        self.run_row.decisions = [
+            *self.run_row.decisions,
+            {"step": "choose_record", "answer": pick.exchange.raw_answer, "reason": pick.reason},
+        ]
+        if pick.record_id is None:
+            return _unresolved(
+                result, f"{result.reason}; the model's pick was refused: {pick.reason}"
+            )
+        confidence = tie_break_confidence(result)
+        winner = next(c for c in result.candidates if c.id == pick.record_id)
+        if confidence < confidence_bar():
+            return _unresolved(
+                result,
+                f"{result.reason}; the model picked {winner.name} but the confidence "
+                f"{confidence:.2f} is below the bar {confidence_bar():.2f}: a human decides",
+            )
+        return MatchResult(
+            candidates=result.candidates,
+            winner=winner,
+            confidence=confidence,
+            reason=f"{result.reason}; the model picked {winner.name}: {pick.reason}",
+            company_ids=result.company_ids,
+            contact_ids=result.contact_ids,
+            records=result.records,
+        )
+
+    def _script_key(self) -> str:
+        return f"{self.call.external_id}/{self.workflow.key}"
+
+    def _extract_and_plan(self, asked: _Asked, record: Record, *, creating: bool = False):
+        run = self.run_row
+        asks = {
+            name: FieldAsk(
+                ask.name,
+                ask.native,
+                ask.spec,
+                ask.instruction,
+                ask.write_mode,
+                CurrentValue(record.properties.get(ask.native), record.modified_at.get(ask.native)),
+            )
+            for name, ask in asked.asks.items()
+        }
+        run.current_values = {
+            native: {
+                "value": record.properties.get(native),
+                "modified_at": _iso(record.modified_at.get(native)),
+            }
+            for native in self._kept_values(asked, record)
+        }
+        context = tuple(
+            ContextField(
+                canonical,
+                canonical.replace("_", " "),
+                CurrentValue(record.properties.get(native), record.modified_at.get(native)),
+            )
+            for native, canonical in asked.context_names.items()
+            if canonical not in asks
+        )
+        t = time.monotonic()
+        extracted = extraction.extract(
+            self.workspace,
+            ExtractionInput(
+                call=self.view,
+                object_type=str(self.object_type),
+                record_name=run.record_name,
+                fields=tuple(asks.values()),
+                context=context,
+                policy_section=policy_prompt_section(self.policy),
+            ),
+            script_key=self._script_key(),
+        )
+        self._timed("extract", t)
+        exchange = extracted.exchange
+        run.prompt, run.prompt_hash, run.prompt_version = (
+            exchange.prompt,
+            exchange.prompt_hash,
+            exchange.prompt_version,
+        )
+        run.model, run.raw_answer, run.answer_cached = (
+            exchange.model,
+            exchange.raw_answer,
+            exchange.cached,
+        )
+        run.prompt_tokens, run.completion_tokens = (
+            exchange.prompt_tokens,
+            exchange.completion_tokens,
+        )
+        t = time.monotonic()
+        stage_native = self.guard.profile.native_field(ObjectType.DEAL, "stage")
+        planned = plan(
+            extracted.values,
+            asks,
+            asked.rules,
+            guard=self.guard,
+            policy=self.policy,
+            object_type=self.object_type,
+            record_id=None if creating else record.id,
+            current_stage=record.properties.get(stage_native)
+            if self.object_type == ObjectType.DEAL
+            else None,
+            call_date=self.view.call_date,
+            creating=creating,
+        )
+        self._timed("plan", t)
+        records.audit_dropped(self, extracted.dropped)
+        run.decisions = [
+            *run.decisions,
+            *(
+                {"field": d.field, "reason": d.reason, "raw": _jsonable(d.raw)}
+                for d in extracted.dropped
+            ),
+        ]
+        change_set = records.record_change_set(
+            self, record, planned, extracted.dropped, creating=creating
+        )
+        return records.settle(self, change_set)
+
+
+def _unresolved(result: MatchResult, reason: str) -> MatchResult:
+    return MatchResult(
+        candidates=result.candidates,
+        confidence=result.confidence,
+        reason=reason,
+        ambiguous=True,
+        company_ids=result.company_ids,
+        contact_ids=result.contact_ids,
+        records=result.records,
+    )
+
+
+def _iso(moment) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _jsonable(value: object) -> object:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return repr(value)
+
+
+__all__ = ["Dropped", "RetryLater", "call_view", "execute_run"]

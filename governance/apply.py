@@ -1,0 +1,324 @@
+"""Apply approved proposals to the CRM: exactly once, and never over a newer value.
+
+Claiming: approved proposals move to ``applying`` in one conditional update, so of two
+workers (a retry, a duplicate task) only one gets each proposal. A claim older than
+CLAIM_TIMEOUT belongs to a worker that died mid-write; the CRM then says what happened:
+if it holds the value we meant to write, the proposal was applied, otherwise it is
+approved again.
+
+Writing: one conditional request for all claimed fields of the record, on the condition
+that nothing changed since the pipeline read it (Salesforce: If-Unmodified-Since with the
+record's LastModifiedDate at that read; HubSpot: the adapter compares the values read).
+When the CRM answers "changed", one fresh read says which fields: those become conflicts
+with the CRM's newer value, and the others are written in one more conditional request.
+"""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from audit.services import record_event
+from governance.guard import Guard, RefusalCode, WriteOutcome, WriteStatus
+from governance.models import Policy
+from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetOperation
+from integrations.crm import errors
+from integrations.crm.types import ObjectType, Precondition
+
+CLAIM_TIMEOUT = timedelta(minutes=10)
+
+
+class ApplyLater(Exception):
+    """A transient CRM problem: the claimed proposals were released; retry later."""
+
+    def __init__(self, cause: errors.CrmError) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+
+
+def _claim(change_set: ChangeSet) -> list[ChangeProposal]:
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            ChangeProposal.objects.select_for_update(skip_locked=True)
+            .filter(change_set=change_set, status=ProposalStatus.APPROVED)
+            .values_list("pk", flat=True)
+        )
+        claimed = ChangeProposal.objects.filter(pk__in=ids, status=ProposalStatus.APPROVED).update(
+            status=ProposalStatus.APPLYING, claimed_at=now
+        )
+    if not claimed:
+        return []
+    return list(
+        ChangeProposal.objects.filter(
+            pk__in=ids, status=ProposalStatus.APPLYING, claimed_at=now
+        ).order_by("pk")
+    )
+
+
+def _release(proposals: list[ChangeProposal], reason: str) -> None:
+    ChangeProposal.objects.filter(
+        pk__in=[p.pk for p in proposals], status=ProposalStatus.APPLYING
+    ).update(status=ProposalStatus.APPROVED, claimed_at=None, status_reason=reason)
+
+
+def _finish(proposal: ChangeProposal, status: str, reason: str = "", **fields) -> None:
+    proposal.status = status
+    proposal.status_reason = reason
+    for name, value in fields.items():
+        setattr(proposal, name, value)
+    proposal.save(update_fields=["status", "status_reason", *fields])
+
+
+def apply_change_set(change_set_id: int) -> ChangeSet | None:
+    from crm_agents.records import refresh_run_status, refresh_set_status
+    from integrations.connections import ConnectionProblem, Purpose, resolve_connection
+
+    change_set = (
+        ChangeSet.objects.select_related("run", "decided_by").filter(pk=change_set_id).first()
+    )
+    if change_set is None or change_set.is_test:
+        return change_set
+    policy = (
+        Policy.objects.prefetch_related("read_properties", "write_properties")
+        .filter(workspace=change_set.workspace, provider=change_set.provider)
+        .first()
+    )
+    try:
+        resolved = resolve_connection(change_set.workspace, change_set.provider, Purpose.WORKFLOW)
+    except ConnectionProblem as exc:
+        _fail_all(change_set, exc.message)
+        return change_set
+    run = change_set.run
+    guard = Guard.for_resolved(
+        resolved,
+        policy,
+        actor_user=change_set.decided_by,
+        labels={
+            "workflow": change_set.workflow_label,
+            "call": change_set.call_title[:200],
+            "run": f"run {run.pk}" if run else "",
+        },
+    )
+    if change_set.object_type == ObjectType.DEAL:
+        from crm_agents.crm_meta import deal_stages
+
+        deal_stages(guard, resolved.connection)  # cached: the closed-deal check asks nothing
+    _recover_stale(change_set, guard)
+    proposals = _claim(change_set)
+    if proposals:
+        try:
+            if change_set.operation == SetOperation.CREATE:
+                _create(change_set, guard, proposals)
+            else:
+                _write(change_set, guard, proposals)
+        except (errors.RateLimited, errors.Transient) as exc:
+            _release(proposals, f"will retry: {exc}")
+            raise ApplyLater(exc) from exc
+        except errors.CrmError as exc:
+            for proposal in proposals:
+                _finish(proposal, ProposalStatus.FAILED, f"the CRM refused: {exc}")
+    refresh_set_status(change_set)
+    refresh_run_status(run.pk if run else None)
+    return change_set
+
+
+def _fail_all(change_set: ChangeSet, reason: str) -> None:
+    from crm_agents.records import refresh_run_status, refresh_set_status
+
+    proposals = _claim(change_set)
+    for proposal in proposals:
+        _finish(proposal, ProposalStatus.FAILED, reason)
+    refresh_set_status(change_set)
+    refresh_run_status(change_set.run_id)
+
+
+def _stage_expectation(change_set: ChangeSet, guard: Guard) -> dict[str, str | None]:
+    """The deal's stage as the pipeline read it, so the write is conditional on it too and
+    the guard's closed-deal check needs no extra read."""
+    if change_set.object_type != ObjectType.DEAL or change_set.run is None:
+        return {}
+    stage = guard.profile.native_field(ObjectType.DEAL, "stage")
+    read = (change_set.run.current_values or {}).get(stage)
+    return {stage: read.get("value")} if isinstance(read, dict) else {}
+
+
+def _write(change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal]) -> None:
+    object_type = ObjectType(change_set.object_type)
+    expected = {
+        **_stage_expectation(change_set, guard),
+        **{p.native_field: p.current_value for p in proposals},
+    }
+    since = change_set.record_modified_at or change_set.read_at
+    outcome = guard.update(
+        object_type,
+        change_set.record_id,
+        {p.native_field: p.value_to_write for p in proposals},
+        precondition=Precondition(unmodified_since=since, expected=expected),
+    )
+    if outcome.status != WriteStatus.CONFLICT:
+        _settle(proposals, outcome)
+        return
+    # Which fields changed? One fresh read decides; the rest is written on its terms.
+    names = list(dict.fromkeys([*expected, *(p.native_field for p in proposals)]))
+    fresh = guard.get(object_type, change_set.record_id, names)
+    from crm_agents.coerce import same_value
+    from crm_agents.crm_meta import property_specs
+
+    specs = property_specs(guard.connection, object_type)
+    still: list[ChangeProposal] = []
+    for proposal in proposals:
+        now_value = fresh.properties.get(proposal.native_field)
+        spec = specs.get(proposal.native_field)
+        unchanged = (
+            same_value(now_value, proposal.current_value, spec)
+            if spec
+            else now_value == proposal.current_value
+        )
+        if unchanged:
+            still.append(proposal)
+        else:
+            _conflict(change_set, guard, proposal, now_value)
+    if not still:
+        return
+    stage = _stage_expectation(change_set, guard)
+    if any(fresh.properties.get(name) != value for name, value in stage.items()):
+        for proposal in still:
+            _conflict(
+                change_set,
+                guard,
+                proposal,
+                fresh.properties.get(proposal.native_field),
+                reason="the deal's stage changed since the changes were proposed",
+            )
+        return
+    fresh_expected = {
+        **stage,
+        **{p.native_field: fresh.properties.get(p.native_field) for p in still},
+    }
+    outcome = guard.update(
+        object_type,
+        change_set.record_id,
+        {p.native_field: p.value_to_write for p in still},
+        precondition=Precondition(
+            unmodified_since=fresh.updated_at or timezone.now(), expected=fresh_expected
+        ),
+    )
+    if outcome.status == WriteStatus.CONFLICT:
+        for proposal in still:
+            _conflict(change_set, guard, proposal, None)
+        return
+    _settle(still, outcome)
+
+
+def _conflict(change_set, guard: Guard, proposal: ChangeProposal, crm_value, reason: str = ""):
+    _finish(
+        proposal,
+        ProposalStatus.CONFLICT,
+        reason or f"the CRM value changed since it was read (now {crm_value!r}); not overwritten",
+        crm_value_after=crm_value,
+    )
+    record_event(
+        change_set.workspace,
+        action="change.conflict",
+        outcome="denied",
+        crm=change_set.provider,
+        object_type=change_set.object_type,
+        record_id=change_set.record_id,
+        field=proposal.native_field,
+        before=proposal.current_value,
+        after=proposal.value_to_write,
+        reason=proposal.status_reason,
+        context={"crm_value": crm_value, "proposal": proposal.pk},
+        workflow_label=change_set.workflow_label,
+        call_label=change_set.call_title[:200],
+    )
+
+
+def _settle(proposals: list[ChangeProposal], outcome: WriteOutcome) -> None:
+    refused = {r.field: r for r in outcome.refusals}
+    whole = next((r for r in outcome.refusals if r.field is None), None)
+    now = timezone.now()
+    for proposal in proposals:
+        refusal = refused.get(proposal.native_field) or whole
+        if outcome.status == WriteStatus.SENT and proposal.native_field in outcome.sent:
+            _finish(
+                proposal,
+                ProposalStatus.APPLIED,
+                "written to the CRM",
+                applied_value=proposal.value_to_write,
+                applied_at=now,
+            )
+        elif outcome.status == WriteStatus.DRY_RUN and proposal.native_field in outcome.sent:
+            _finish(proposal, ProposalStatus.DRY_RUN, "dry run: captured, not sent")
+        elif refusal is not None and refusal.code == RefusalCode.PAUSED:
+            _finish(
+                proposal,
+                ProposalStatus.APPROVED,
+                "CRM Steward is paused: this change is written when it resumes",
+                claimed_at=None,
+            )
+        elif isinstance(outcome.error, errors.NotFound):
+            _finish(
+                proposal,
+                ProposalStatus.FAILED,
+                f"the record is gone or no longer visible to the connection: {refusal.reason}"
+                if refusal
+                else "the record is gone",
+            )
+        elif refusal is not None:
+            _finish(proposal, ProposalStatus.DENIED, refusal.reason)
+        else:
+            error = outcome.error
+            _finish(proposal, ProposalStatus.FAILED, f"the CRM refused the value: {error}")
+
+
+def _create(change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal]) -> None:
+    from crm_agents.records import creation_associations
+
+    object_type = ObjectType(change_set.object_type)
+    properties = {p.native_field: p.value_to_write for p in proposals}
+    outcome = guard.create(
+        object_type, properties, associations=creation_associations(change_set, guard)
+    )
+    if outcome.status == WriteStatus.SENT and outcome.result is not None:
+        ChangeSet.objects.filter(pk=change_set.pk).update(record_id=outcome.result.id)
+        if change_set.run_id:
+            from crm_agents.models import AgentRun
+
+            AgentRun.objects.filter(pk=change_set.run_id).update(record_id=outcome.result.id)
+        change_set.record_id = outcome.result.id
+    _settle(proposals, outcome)
+
+
+def _recover_stale(change_set: ChangeSet, guard: Guard) -> None:
+    stale = list(
+        ChangeProposal.objects.filter(
+            change_set=change_set,
+            status=ProposalStatus.APPLYING,
+            claimed_at__lt=timezone.now() - CLAIM_TIMEOUT,
+        )
+    )
+    if not stale or not change_set.record_id:
+        return
+    from crm_agents.coerce import same_value
+    from crm_agents.crm_meta import property_specs
+
+    object_type = ObjectType(change_set.object_type)
+    fresh = guard.get(object_type, change_set.record_id, [p.native_field for p in stale])
+    specs = property_specs(guard.connection, object_type)
+    for proposal in stale:
+        held = fresh.properties.get(proposal.native_field)
+        spec = specs.get(proposal.native_field)
+        if spec is not None and same_value(held, proposal.value_to_write, spec):
+            _finish(
+                proposal,
+                ProposalStatus.APPLIED,
+                "written to the CRM (confirmed after an interrupted apply)",
+                applied_value=proposal.value_to_write,
+                applied_at=timezone.now(),
+            )
+        else:
+            ChangeProposal.objects.filter(pk=proposal.pk, status=ProposalStatus.APPLYING).update(
+                status=ProposalStatus.APPROVED, claimed_at=None
+            )
