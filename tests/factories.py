@@ -13,7 +13,11 @@ from factory.django import DjangoModelFactory
 
 from audit.models import ActorKind, AuditEvent, Outcome
 from audit.services import record_event
+from crm_agents.models import AgentRun, Call, FieldRule, RunStatus, Workflow
+from governance.api_auth import ApiKey, ApiToken
+from governance.api_keys import do_create_api_key, do_create_api_token
 from governance.models import CrmProperty, CrmProvider, Membership, Policy, Role, Workspace
+from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetStatus
 from integrations.models import AuthKind, Connection, ConnectionScope, Credentials, CrmCall
 
 TEST_PASSWORD = "correct-horse-battery-staple"
@@ -151,3 +155,124 @@ class AuditEventFactory(DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: type[AuditEvent], workspace, **kwargs: object) -> AuditEvent:
         return record_event(workspace, **kwargs)
+
+
+class CallFactory(DjangoModelFactory):
+    class Meta:
+        model = Call
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    external_id = factory.Sequence(lambda n: f"mtg-{n:05d}")
+    title = factory.Sequence(lambda n: f"Customer call {n}")
+    started_at = factory.LazyFunction(timezone.now)
+    duration_s = 1200
+    owner_email = "riley@seller.example"
+    attendees = factory.LazyFunction(
+        lambda: [
+            {"name": "Riley Rep", "email": "riley@seller.example", "internal": True},
+            {"name": "Jane Doe", "email": "jane@acme.example", "internal": False},
+        ]
+    )
+    transcript = factory.LazyFunction(
+        lambda: [{"speaker": "Jane Doe", "start": 3.0, "text": "We can commit to $50,000."}]
+    )
+
+
+class WorkflowFactory(DjangoModelFactory):
+    class Meta:
+        model = Workflow
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Deal hygiene {n}")
+    key = factory.Sequence(lambda n: f"hygiene-{n}")
+    provider = CrmProvider.HUBSPOT
+    object_type = "deal"
+
+
+class FieldRuleFactory(DjangoModelFactory):
+    class Meta:
+        model = FieldRule
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    workflow = factory.SubFactory(WorkflowFactory, workspace=factory.SelfAttribute("..workspace"))
+    field = factory.Sequence(lambda n: f"field_{n}")
+    instruction = "The next step both sides agreed on"
+
+
+class AgentRunFactory(DjangoModelFactory):
+    class Meta:
+        model = AgentRun
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    call = factory.SubFactory(CallFactory, workspace=factory.SelfAttribute("..workspace"))
+    workflow = factory.SubFactory(WorkflowFactory, workspace=factory.SelfAttribute("..workspace"))
+    workflow_label = factory.LazyAttribute(lambda run: run.workflow.name)
+    provider = CrmProvider.HUBSPOT
+    status = RunStatus.PENDING_REVIEW
+
+
+class ChangeSetFactory(DjangoModelFactory):
+    class Meta:
+        model = ChangeSet
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    run = factory.SubFactory(AgentRunFactory, workspace=factory.SelfAttribute("..workspace"))
+    provider = CrmProvider.HUBSPOT
+    object_type = "deal"
+    record_id = factory.Sequence(lambda n: str(5000 + n))
+    record_name = factory.Sequence(lambda n: f"Acme deal {n}")
+    call_title = "Acme pricing call"
+    workflow_label = "Deal hygiene"
+    status = SetStatus.PENDING_REVIEW
+    read_at = factory.LazyFunction(timezone.now)
+
+
+class ChangeProposalFactory(DjangoModelFactory):
+    class Meta:
+        model = ChangeProposal
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    change_set = factory.SubFactory(
+        ChangeSetFactory, workspace=factory.SelfAttribute("..workspace")
+    )
+    field = "amount"
+    native_field = "amount"
+    proposed_value = "75000"
+    current_value = "50000"
+    evidence = "We can commit to $75,000."
+    confidence = 0.9
+    write_mode = "overwrite"
+    status = ProposalStatus.PENDING
+
+
+class ApiKeyFactory(DjangoModelFactory):
+    """A key issued through the real service; its clear secret is on ``.secret``."""
+
+    class Meta:
+        model = ApiKey
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    name = factory.Sequence(lambda n: f"Integration {n}")
+    created_by = None
+
+    @classmethod
+    def _create(cls, model_class: type[ApiKey], workspace, name, created_by) -> ApiKey:
+        issued = do_create_api_key(workspace, name, acting_user=created_by)
+        issued.credential.secret = issued.secret
+        return issued.credential
+
+
+class ApiTokenFactory(DjangoModelFactory):
+    """A person's token issued through the real service; its clear secret is on ``.secret``."""
+
+    class Meta:
+        model = ApiToken
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"Script {n}")
+
+    @classmethod
+    def _create(cls, model_class: type[ApiToken], user, name) -> ApiToken:
+        issued = do_create_api_token(user, name)
+        issued.credential.secret = issued.secret
+        return issued.credential

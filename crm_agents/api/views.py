@@ -1,0 +1,146 @@
+"""The agent's REST API: calls in, runs and workflows out, workflow tests.
+
+Views validate, scope and call services (crm_agents.services) and tasks; they never save a
+governed row themselves. Every queryset starts from the caller's workspaces
+(crm_agents/api/access.py).
+"""
+
+from uuid import uuid4
+
+from django.db import transaction
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from crm_agents import services, tasks
+from crm_agents.api import serializers as s
+from crm_agents.api.access import require_configure, target_workspace
+from crm_agents.api.base import ScopedViewSet, list_filters
+from crm_agents.api.payloads import CallSubmission, WorkflowTestRequest, parse
+from crm_agents.models import AgentRun, Call, CallSource, Workflow
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List calls", parameters=list_filters("source", "external_id")),
+    retrieve=extend_schema(summary="A call, with its attendees, transcript and runs"),
+)
+class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    model = Call
+    filter_fields = {"source": "source", "external_id": "external_id"}
+
+    def base_queryset(self) -> QuerySet:
+        if self.action == "retrieve":
+            return Call.objects.prefetch_related("runs")
+        return Call.objects.all()
+
+    def get_serializer_class(self):
+        return s.CallDetailSerializer if self.action == "retrieve" else s.CallSerializer
+
+    @extend_schema(
+        summary="Submit a call",
+        description="Stores the call once per external id and starts a run for every "
+        "workflow whose trigger matches. Submitting the same external id again returns the "
+        "first call with `created: false` and starts nothing. Invalid bodies get 400 with "
+        "messages keyed by the dotted path of each bad value (`attendees.1.email`).",
+        request=CallSubmission,
+        responses={202: s.CallAcceptedSerializer, 200: s.CallAcceptedSerializer},
+    )
+    def create(self, request: Request) -> Response:
+        payload = parse(CallSubmission, request.data)
+        workspace = target_workspace(request, payload.workspace)
+        call, created = services.do_submit_call(workspace, payload, actor=request.user)
+        if created:
+            tasks.process_call.delay(call.pk)
+        runs = call.runs.filter(is_test=False).order_by("pk")
+        body = {
+            "id": call.pk,
+            "external_id": call.external_id,
+            "created": created,
+            "url": s.absolute_url(request, "call-detail", call.pk),
+            "runs": s.RunSummarySerializer(runs, many=True, context={"request": request}).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List runs",
+        parameters=list_filters("status", "call", "workflow", "is_test"),
+    ),
+    retrieve=extend_schema(
+        summary="A run: candidates, chosen record, model, tokens, timings, errors",
+        description="`prompt` and `raw_answer` are included for RevOps, admins and API keys.",
+    ),
+)
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    model = AgentRun
+    filter_fields = {"status": "status", "call": "call_id", "workflow": "workflow_id"}
+
+    def get_queryset(self) -> QuerySet:
+        value = self.request.query_params.get("is_test")
+        if self.action == "list" and value not in (None, "", "true", "false"):
+            raise ValidationError({"is_test": ["Use true or false."]})
+        queryset = super().get_queryset()
+        if self.action == "list" and value in ("true", "false"):
+            queryset = queryset.filter(is_test=value == "true")
+        return queryset
+
+    def base_queryset(self) -> QuerySet:
+        if self.action == "retrieve":
+            return AgentRun.objects.prefetch_related("change_sets")
+        return AgentRun.objects.all()
+
+    def get_serializer_class(self):
+        return s.RunDetailSerializer if self.action == "retrieve" else s.RunSerializer
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List workflows",
+        parameters=list_filters("provider"),
+    ),
+    retrieve=extend_schema(summary="A workflow with its field rules"),
+)
+class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
+    model = Workflow
+    serializer_class = s.WorkflowSerializer
+    filter_fields = {"provider": "provider"}
+
+    def base_queryset(self) -> QuerySet:
+        return Workflow.objects.prefetch_related("rules")
+
+    @extend_schema(
+        summary="Test a workflow (TEST run, nothing written)",
+        description="Runs the whole pipeline on a past call (`call_id`) or a pasted one "
+        "(`call`, stored with source `test` and its own id `test-<uuid>`). The run reads the "
+        "CRM and proposes, and never writes. RevOps, admins and API keys only.",
+        request=WorkflowTestRequest,
+        responses={202: s.RunAcceptedSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def test(self, request: Request, pk: str) -> Response:
+        workflow = self.get_object()
+        require_configure(request, workflow.workspace_id, "Testing a workflow")
+        body = parse(WorkflowTestRequest, request.data)
+        with transaction.atomic():
+            if body.call is not None:
+                pasted = body.call.model_copy(update={"external_id": f"test-{uuid4()}"})
+                call, _ = services.do_submit_call(
+                    workflow.workspace, pasted, source=CallSource.TEST, actor=request.user
+                )
+            else:
+                call = Call.objects.filter(workspace=workflow.workspace, pk=body.call_id).first()
+                if call is None:
+                    raise ValidationError({"call_id": [f"No call with id {body.call_id}."]})
+            run = services.do_create_test_run(workflow, call)
+        tasks.run_workflow.delay(run.pk)
+        run.refresh_from_db(fields=["status"])
+        url = s.absolute_url(request, "run-detail", run.pk)
+        return Response(
+            {"id": run.pk, "call": call.pk, "status": run.status, "url": url},
+            status=status.HTTP_202_ACCEPTED,
+        )
