@@ -24,6 +24,7 @@ demo: venv
 	$(MANAGE) migrate --no-input
 	$(MANAGE) demo_setup
 	$(MANAGE) sandbox_seed --keep
+	$(MANAGE) demo_agent
 	$(BIN)/honcho --procfile Procfile.dev start
 
 # A throwaway key, so the suite runs with DEBUG off like production.
