@@ -1,18 +1,102 @@
 """RevOps' admin for calls, workflows and runs. Runs are records of what happened and are
 read-only; workflows are configured here (pick fields, write one instruction each)."""
 
+import difflib
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.forms.models import BaseInlineFormSet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from crm_agents.models import AgentRun, Call, FieldRule, Workflow
-from governance.admin_scoping import WorkspaceScopedAdmin
-from governance.models import CONFIGURE_ROLES
+from crm_agents.workflow_templates import TEMPLATES, do_create_workflow_from_template
+from governance.admin_scoping import WorkspaceScopedAdmin, _workspace_ids
+from governance.models import CONFIGURE_ROLES, CrmProperty, CrmProvider, Workspace
+from integrations.crm.profiles import PROFILES
+
+
+class FieldRuleFormSet(BaseInlineFormSet):
+    """A rule must name a property the CRM has: a typo is caught here, with suggestions,
+    rather than at the first call."""
+
+    def clean(self) -> None:
+        super().clean()
+        workflow = self.instance
+        if not workflow.workspace_id or not workflow.provider:
+            return
+        known = set(
+            CrmProperty.objects.filter(
+                workspace_id=workflow.workspace_id,
+                provider=workflow.provider,
+                object_type=workflow.object_type,
+                missing=False,
+            ).values_list("name", flat=True)
+        )
+        if not known:
+            return  # not connected yet: nothing to check against
+        profile = PROFILES[workflow.provider]
+        for form in self.forms:
+            if not getattr(form, "cleaned_data", None) or form.cleaned_data.get("DELETE"):
+                continue
+            for name in [form.cleaned_data.get("field"), *_dependencies(form)]:
+                if not name:
+                    continue
+                native = profile.native_field(workflow.object_type, name)
+                if native not in known:
+                    close = difflib.get_close_matches(native, sorted(known), n=3)
+                    hint = f" Did you mean {', '.join(close)}?" if close else ""
+                    form.add_error(
+                        "field" if name == form.cleaned_data.get("field") else "read_dependencies",
+                        f"The CRM has no {workflow.object_type} property {native!r}.{hint}",
+                    )
+
+
+def _dependencies(form) -> list[str]:
+    value = form.cleaned_data.get("read_dependencies") or []
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        form.add_error(
+            "read_dependencies", ValidationError('A list of field names, e.g. ["stage"].')
+        )
+        return []
+    return value
 
 
 class FieldRuleInline(admin.TabularInline):
+    """Rules follow their workflow's permissions (roles in its workspace), not Django's
+    global model permissions."""
+
     model = FieldRule
+    formset = FieldRuleFormSet
     extra = 1
+
+    def _parent(self) -> WorkspaceScopedAdmin:
+        return self.admin_site._registry[Workflow]
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return self._parent().has_view_permission(request, obj)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        parent = self._parent()
+        if obj is None:
+            return parent.has_add_permission(request)
+        return parent.has_change_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        parent = self._parent()
+        return (
+            parent.has_change_permission(request, obj)
+            if obj
+            else parent.has_add_permission(request)
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return self.has_change_permission(request, obj)
+
     fields = [
         "order",
         "field",
@@ -22,6 +106,24 @@ class FieldRuleInline(admin.TabularInline):
         "review_override",
         "paused",
     ]
+
+
+class FromTemplateForm(forms.Form):
+    workspace = forms.ModelChoiceField(queryset=Workspace.objects.none())
+    provider = forms.ChoiceField(choices=CrmProvider.choices, label="CRM")
+    template = forms.ChoiceField(choices=[(key, t.name) for key, t in TEMPLATES.items()])
+
+    def clean(self):
+        data = super().clean()
+        workspace, provider, key = (data.get(n) for n in ("workspace", "provider", "template"))
+        if workspace and provider and key:
+            exists = Workflow.objects.filter(workspace=workspace, provider=provider, key=key)
+            if exists.exists():
+                raise forms.ValidationError(
+                    f"{workspace} already has the {TEMPLATES[key].name} workflow on "
+                    f"{CrmProvider(provider).label}: edit that one instead."
+                )
+        return data
 
 
 @admin.register(Workflow)
@@ -57,6 +159,46 @@ class WorkflowAdmin(WorkspaceScopedAdmin):
         ("Switches", {"fields": ["enabled", "paused", "dry_run"]}),
     ]
     readonly_fields = ["template"]
+
+    def get_urls(self):
+        extra = [
+            path(
+                "from-template/",
+                self.admin_site.admin_view(self.from_template_view),
+                name="crm_agents_workflow_from_template",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def from_template_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = FromTemplateForm(request.POST or None)
+        workspaces = Workspace.objects.all()
+        if not request.user.is_superuser:
+            workspaces = workspaces.filter(pk__in=_workspace_ids(request, self.add_roles))
+        form.fields["workspace"].queryset = workspaces
+        if request.method == "POST" and form.is_valid():
+            workflow = do_create_workflow_from_template(
+                form.cleaned_data["workspace"],
+                form.cleaned_data["provider"],
+                form.cleaned_data["template"],
+            )
+            self.message_user(
+                request,
+                f"Created {workflow.name} with {workflow.rules.count()} field rules; "
+                "adjust the instructions if you like.",
+                messages.SUCCESS,
+            )
+            return redirect(reverse("admin:crm_agents_workflow_change", args=[workflow.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "templates": list(TEMPLATES.values()),
+            "title": "Add a workflow from a template",
+        }
+        return TemplateResponse(request, "admin/crm_agents/workflow/from_template.html", context)
 
     def save_formset(self, request, form, formset, change):
         # A rule belongs to its workflow's workspace; the form does not offer another.
