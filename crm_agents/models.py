@@ -191,6 +191,7 @@ class RunStatus(models.TextChoices):
     DRY_RUN = "dry_run", "Dry run (nothing written)"
     FAILED = "failed", "Failed"
     APPLYING = "applying", "Applying"
+    ROLLED_BACK = "rolled_back", "Applied, then rolled back"
 
 
 FINISHED_RUN_STATUSES = frozenset(RunStatus) - {

@@ -241,8 +241,10 @@ def refresh_set_status(change_set: ChangeSet) -> ChangeSet:
         status = SetStatus.APPROVED
     elif ProposalStatus.CONFLICT in present:
         status = SetStatus.PARTIAL if ProposalStatus.APPLIED in present else SetStatus.CONFLICT
-    elif ProposalStatus.APPLIED in present:
+    elif present & {ProposalStatus.APPLIED, ProposalStatus.ROLLING_BACK}:
         status = SetStatus.PARTIAL if ProposalStatus.FAILED in present else SetStatus.APPLIED
+    elif ProposalStatus.ROLLED_BACK in present:
+        status = SetStatus.ROLLED_BACK
     elif ProposalStatus.FAILED in present:
         status = SetStatus.FAILED
     elif ProposalStatus.DRY_RUN in present:
@@ -276,6 +278,7 @@ RUN_STATUS_OF_SET = {
     SetStatus.FAILED: RunStatus.FAILED,
     SetStatus.SUPERSEDED: RunStatus.NO_CHANGES,
     SetStatus.NOTHING: RunStatus.NO_CHANGES,
+    SetStatus.ROLLED_BACK: RunStatus.ROLLED_BACK,
 }
 
 
@@ -302,6 +305,7 @@ def run_status_for(change_set: ChangeSet) -> tuple[str, str]:
         RunStatus.NO_CHANGES: "nothing to change",
         RunStatus.FAILED: "the CRM rejected the changes",
         RunStatus.AMBIGUOUS: "several records could be meant: a human chooses",
+        RunStatus.ROLLED_BACK: "the changes were written, then rolled back",
     }
     return status, reasons.get(status, "")
 

@@ -67,7 +67,10 @@ class WorkspaceScopedAdmin(SimpleHistoryAdmin):
         if request.user.is_superuser:
             return queryset
         allowed = _workspace_ids(request, self.view_roles)
-        return queryset.filter(**{f"{self.workspace_path}__in": allowed}).distinct()
+        scoped = queryset.filter(**{f"{self.workspace_path}__in": allowed})
+        # Only a path through a to-many relation can repeat rows; DISTINCT on a direct
+        # workspace column would make every count and page scan the whole table.
+        return scoped.distinct() if "__" in self.workspace_path else scoped
 
     def get_object(
         self, request: HttpRequest, object_id: str, from_field: str | None = None

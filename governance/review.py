@@ -161,3 +161,87 @@ def do_reject_change_set(change_set: ChangeSet, *, actor, reason: str) -> Change
     _audit(change_set, "review.reject_set", actor, reason=reason.strip())
     _after_decision(change_set)
     return change_set
+
+
+def _locked_conflict(proposal: ChangeProposal) -> tuple[ChangeSet, ChangeProposal]:
+    change_set = _locked(proposal.change_set)
+    proposal = ChangeProposal.objects.select_for_update().get(pk=proposal.pk)
+    if proposal.status != ProposalStatus.CONFLICT:
+        raise ReviewError(
+            f"{proposal.field} is not a conflict ({proposal.get_status_display().lower()})"
+        )
+    return change_set, proposal
+
+
+def _after_conflict_decision(change_set: ChangeSet) -> None:
+    from crm_agents.records import refresh_run_status, refresh_set_status
+
+    refresh_set_status(change_set)
+    refresh_run_status(change_set.run_id)
+
+
+@transaction.atomic
+def do_repropose_conflict(proposal: ChangeProposal, *, actor) -> ChangeProposal:
+    """Propose the conflicting value again, now against the CRM's newer value: a new
+    pending proposal in the same set supersedes the conflict one, and waits for review."""
+    change_set, proposal = _locked_conflict(proposal)
+    now = timezone.now()
+    # What was meant to be written (an approved edit included) is what is proposed again.
+    value = proposal.value_to_write
+    fresh = ChangeProposal.objects.create(
+        workspace_id=proposal.workspace_id,
+        change_set=change_set,
+        field=proposal.field,
+        native_field=proposal.native_field,
+        label=proposal.label,
+        write_mode=proposal.write_mode,
+        review_mode=proposal.review_mode,
+        raw_value=proposal.raw_value,
+        proposed_value=value,
+        current_value=proposal.crm_value_after,
+        evidence=proposal.evidence,
+        evidence_start=proposal.evidence_start,
+        confidence=proposal.confidence,
+        status=ProposalStatus.PENDING,
+        status_reason="proposed again after a conflict with a newer CRM value",
+    )
+    proposal.status = ProposalStatus.SUPERSEDED
+    proposal.status_reason = "proposed again after the conflict"
+    proposal.superseded_by = fresh
+    proposal.decided_by, proposal.decided_at = actor, now
+    proposal.save(
+        update_fields=["status", "status_reason", "superseded_by", "decided_by", "decided_at"]
+    )
+    _audit(
+        change_set,
+        "review.repropose",
+        actor,
+        field=proposal.native_field,
+        before=fresh.current_value,
+        after=value,
+        reason=proposal.status_reason,
+        context={"conflict": proposal.pk, "proposal": fresh.pk},
+    )
+    _after_conflict_decision(change_set)
+    return fresh
+
+
+@transaction.atomic
+def do_dismiss_conflict(proposal: ChangeProposal, *, actor) -> ChangeProposal:
+    """Keep the CRM's newer value: the conflict proposal is rejected for good."""
+    change_set, proposal = _locked_conflict(proposal)
+    proposal.status, proposal.status_reason = ProposalStatus.REJECTED, "dismissed after a conflict"
+    proposal.decided_by, proposal.decided_at = actor, timezone.now()
+    proposal.save(update_fields=["status", "status_reason", "decided_by", "decided_at"])
+    _audit(
+        change_set,
+        "review.dismiss_conflict",
+        actor,
+        field=proposal.native_field,
+        before=proposal.current_value,
+        after=proposal.value_to_write,
+        reason=proposal.status_reason,
+        context={"proposal": proposal.pk, "crm_value": proposal.crm_value_after},
+    )
+    _after_conflict_decision(change_set)
+    return proposal

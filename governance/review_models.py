@@ -21,6 +21,7 @@ class SetStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     SUPERSEDED = "superseded", "Superseded by a newer call"
     NOTHING = "nothing", "Nothing to write"
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 OPEN_SET_STATUSES = frozenset(
@@ -76,6 +77,7 @@ class ChangeSet(TenantModel):
     class Meta:
         ordering = ["-created_at", "-pk"]
         indexes = [
+            models.Index(fields=["workspace", "-created_at"]),
             models.Index(fields=["workspace", "status", "-created_at"]),
             models.Index(fields=["workspace", "provider", "record_id"]),
         ]
@@ -101,6 +103,8 @@ class ProposalStatus(models.TextChoices):
     SUPERSEDED = "superseded", "Superseded by a newer call"
     DRY_RUN = "dry_run", "Dry run (not written)"
     FAILED = "failed", "Failed"
+    ROLLING_BACK = "rolling_back", "Being rolled back"
+    ROLLED_BACK = "rolled_back", "Rolled back"
 
 
 # A proposal still waiting for a human or for the apply step.
@@ -144,6 +148,14 @@ class ChangeProposal(TenantModel):
     claimed_at = models.DateTimeField(null=True, blank=True)
     applied_value = models.TextField(null=True, blank=True)  # noqa: DJ001
     applied_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="rolled_back_proposals",
+    )
     crm_value_after = models.TextField(  # noqa: DJ001
         null=True, blank=True, help_text="The CRM's value when a conflict was found."
     )
