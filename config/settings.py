@@ -311,6 +311,10 @@ MATCH_CONFIDENCE_BAR = _int("MATCH_CONFIDENCE_PERCENT", 60, minimum=0) / 100
 if MATCH_CONFIDENCE_BAR > 1:
     raise ImproperlyConfigured("MATCH_CONFIDENCE_PERCENT must be between 0 and 100.")
 
+# --- Metrics ------------------------------------------------------------------------------
+# Bearer token a Prometheus scraper sends to /metrics; empty: only logged-in superusers.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="").strip()
+
 # --- Logging ------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO").upper()
 if LOG_LEVEL not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:

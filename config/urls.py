@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 
 from config.views import healthz
 from crm_agents.api.urls import router as agents_api
+from crm_agents.metrics import admin_index, metrics_view
 from integrations.api.urls import router as integrations_api
 
 admin.site.site_header = "CRM Steward"
@@ -18,6 +19,8 @@ api.registry.extend([*integrations_api.registry, *agents_api.registry])
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # The admin index with its metrics section; every other admin page is the stock one.
+    path("admin/", admin.site.admin_view(admin_index)),
     path("admin/", admin.site.urls),
     path("connections/", include("integrations.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -25,4 +28,5 @@ urlpatterns = [
     path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/v1/", include(api.urls)),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
 ]

@@ -8,15 +8,26 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.forms.models import BaseInlineFormSet
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from crm_agents.models import AgentRun, Call, FieldRule, Workflow
+from crm_agents.controls import (
+    do_pause_rule,
+    do_pause_workflow,
+    do_pause_workspace,
+    do_resume_rule,
+    do_resume_workflow,
+    do_resume_workspace,
+)
+from crm_agents.models import AgentRun, Call, CallSource, FieldRule, Workflow
+from crm_agents.services import triggers
+from crm_agents.test_runs import PastedCallForm, do_test_workflow, do_test_workflow_on_transcript
 from crm_agents.workflow_templates import TEMPLATES, do_create_workflow_from_template
 from governance.admin_scoping import WorkspaceScopedAdmin, _workspace_ids
 from governance.models import CONFIGURE_ROLES, CrmProperty, CrmProvider, Workspace
+from governance.selectors import access_workspace_by_id
 from integrations.crm.profiles import PROFILES
 
 
@@ -126,6 +137,13 @@ class FromTemplateForm(forms.Form):
         return data
 
 
+class PastCallForm(forms.Form):
+    call = forms.ModelChoiceField(queryset=Call.objects.none(), empty_label=None)
+
+
+RECENT_CALLS = 50
+
+
 @admin.register(Workflow)
 class WorkflowAdmin(WorkspaceScopedAdmin):
     list_display = [
@@ -159,16 +177,126 @@ class WorkflowAdmin(WorkspaceScopedAdmin):
         ("Switches", {"fields": ["enabled", "paused", "dry_run"]}),
     ]
     readonly_fields = ["template"]
+    actions = ["pause_workflows", "resume_workflows", "test_on_past_call"]
 
     def get_urls(self):
+        def route(pattern: str, function, name: str):
+            view = self.admin_site.admin_view(function)
+            return path(pattern, view, name=f"crm_agents_workflow_{name}")
+
         extra = [
-            path(
-                "from-template/",
-                self.admin_site.admin_view(self.from_template_view),
-                name="crm_agents_workflow_from_template",
-            )
+            route("from-template/", self.from_template_view, "from_template"),
+            route("<int:workflow_id>/test/", self.test_past_call_view, "test"),
+            route("<int:workflow_id>/test/paste/", self.test_paste_view, "test_paste"),
+            route("test-runs/<int:run_id>/", self.test_result_view, "test_result"),
+            route(
+                "pause-workspace/<int:workspace_id>/",
+                self.pause_workspace_view,
+                "pause_workspace",
+            ),
         ]
         return extra + super().get_urls()
+
+    # --- pause and resume ------------------------------------------------------------------
+    @admin.action(description="Pause the selected workflows", permissions=["change"])
+    def pause_workflows(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._switch(request, queryset, do_pause_workflow, "paused")
+
+    @admin.action(description="Resume the selected workflows", permissions=["change"])
+    def resume_workflows(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._switch(request, queryset, do_resume_workflow, "resumed")
+
+    def _switch(self, request: HttpRequest, queryset: QuerySet, service, verb: str) -> None:
+        allowed = [wf for wf in queryset if self._allowed(request, self.change_roles, wf)]
+        changed = sum(service(workflow, actor=request.user) for workflow in allowed)
+        self.message_user(request, f"{changed} workflow(s) {verb}.", messages.SUCCESS)
+
+    def pause_workspace_view(self, request: HttpRequest, workspace_id: int) -> HttpResponse:
+        """Pause or resume everything in a workspace (the buttons on the admin index)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        workspace = access_workspace_by_id(request.user, workspace_id, self.change_roles)
+        action = request.POST.get("action")
+        if action == "pause":
+            crms = do_pause_workspace(workspace, actor=request.user)
+            text = f"Paused {workspace}: nothing is sent to {', '.join(crms) or 'its CRMs'}."
+        elif action == "resume":
+            crms = do_resume_workspace(workspace, actor=request.user)
+            text = f"Resumed {workspace} ({', '.join(crms) or 'nothing was paused'})."
+        else:
+            self.message_user(request, "Choose pause or resume.", messages.ERROR)
+            return redirect("admin:index")
+        self.message_user(request, text, messages.SUCCESS)
+        return redirect("admin:index")
+
+    # --- workflow tests ----------------------------------------------------------------------
+    @admin.action(description="Test on a past call… (nothing is written)", permissions=["change"])
+    def test_on_past_call(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one workflow to test.", messages.WARNING)
+            return None
+        return redirect(reverse("admin:crm_agents_workflow_test", args=[queryset.get().pk]))
+
+    def _workflow_to_test(self, request: HttpRequest, workflow_id: int) -> Workflow:
+        workflow = self.get_object(request, str(workflow_id))  # 404 outside the user's workspaces
+        if not self.has_change_permission(request, workflow):
+            raise PermissionDenied
+        return workflow
+
+    def _test_context(self, request: HttpRequest, workflow: Workflow, **extra) -> dict:
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "workflow": workflow,
+            **extra,
+        }
+
+    def test_past_call_view(self, request: HttpRequest, workflow_id: int) -> HttpResponse:
+        workflow = self._workflow_to_test(request, workflow_id)
+        calls = Call.objects.filter(workspace=workflow.workspace).exclude(source=CallSource.TEST)
+        form = PastCallForm(request.POST or None)
+        form.fields["call"].queryset = calls
+        if request.method == "POST" and form.is_valid():
+            run = do_test_workflow(workflow, form.cleaned_data["call"], actor=request.user)
+            return redirect(reverse("admin:crm_agents_workflow_test_result", args=[run.pk]))
+        context = self._test_context(
+            request,
+            workflow,
+            form=form,
+            calls=calls[:RECENT_CALLS],
+            title=f"TEST {workflow.name} on a past call",
+        )
+        return TemplateResponse(request, "admin/crm_agents/workflow/test_past_call.html", context)
+
+    def test_paste_view(self, request: HttpRequest, workflow_id: int) -> HttpResponse:
+        workflow = self._workflow_to_test(request, workflow_id)
+        form = PastedCallForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            run = do_test_workflow_on_transcript(workflow, form.call_in, actor=request.user)
+            return redirect(reverse("admin:crm_agents_workflow_test_result", args=[run.pk]))
+        context = self._test_context(
+            request, workflow, form=form, title=f"TEST {workflow.name} on a pasted transcript"
+        )
+        return TemplateResponse(request, "admin/crm_agents/workflow/test_paste.html", context)
+
+    def test_result_view(self, request: HttpRequest, run_id: int) -> HttpResponse:
+        runs = AgentRun.objects.select_related("call", "workflow", "workspace")
+        if not request.user.is_superuser:
+            runs = runs.filter(workspace_id__in=_workspace_ids(request, self.view_roles))
+        run = get_object_or_404(runs, pk=run_id, is_test=True)
+        change_sets = run.change_sets.prefetch_related("proposals").order_by("pk")
+        workflow = run.workflow
+        context = self._test_context(
+            request,
+            workflow,
+            run=run,
+            change_sets=change_sets,
+            not_triggered=triggers(workflow, run.call) if workflow else None,
+            left_out=[d for d in run.decisions or [] if isinstance(d, dict) and d.get("reason")],
+            may_test=workflow is not None and self.has_change_permission(request, workflow),
+            title=f"TEST result: {run.workflow_label} on {run.call}",
+        )
+        return TemplateResponse(request, "admin/crm_agents/workflow/test_result.html", context)
 
     def from_template_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_add_permission(request):
@@ -202,9 +330,20 @@ class WorkflowAdmin(WorkspaceScopedAdmin):
 
     def save_formset(self, request, form, formset, change):
         # A rule belongs to its workflow's workspace; the form does not offer another.
-        for rule in formset.save(commit=False):
+        rules = formset.save(commit=False)
+        toggled = {
+            rule.pk for rule, fields in formset.changed_objects if "paused" in fields and rule.pk
+        }
+        for rule in rules:
             rule.workspace = form.instance.workspace
-            rule.save()
+            if rule.pk in toggled:
+                # Pausing goes through its service, which audits it; the rest saves as is.
+                rule.paused = not rule.paused
+                rule.save()
+                service = do_resume_rule if rule.paused else do_pause_rule
+                service(rule, actor=request.user)
+            else:
+                rule.save()
         for rule in formset.deleted_objects:
             rule.delete()
 
