@@ -3,8 +3,9 @@
 Each workspace has its own chain. An event's ``hash`` is a SHA-256 over a canonical JSON of
 its content and the previous event's hash, so editing any stored event, or deleting one from
 the middle, breaks the chain where ``audit.services.verify_chain`` (and ``manage.py
-audit_verify``) finds it. Rows are written only by ``audit.services.record_event``; the ORM
-refuses to change or delete them.
+audit_verify``) finds it. The workspace's ``AuditHead`` remembers the newest event's sequence
+and hash, so deleting the newest events shows too. Rows are written only by
+``audit.services.record_event``; the ORM refuses to change or delete them.
 """
 
 import hashlib
@@ -142,7 +143,14 @@ class AuditEvent(TenantModel):
             models.Index(
                 fields=["workspace", "object_type", "record_id", "field"],
                 name="audit_event_record_field",
-            )
+            ),
+            # The admin's list, newest first, and its date drill-down, within a workspace.
+            models.Index(fields=["workspace", "-at", "-id"], name="audit_event_workspace_at"),
+            # The list filtered by action, and the action filter's choices (one index hop
+            # per action, audit/admin.py).
+            models.Index(
+                fields=["workspace", "action", "-at", "-id"], name="audit_event_workspace_action"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -171,3 +179,25 @@ class AuditEvent(TenantModel):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError(f"Audit event #{self.sequence} is append-only: it cannot be deleted.")
+
+
+class AuditHead(TenantModel):
+    """The newest event of a workspace's chain, moved forward by every append.
+
+    Someone who deletes the newest events leaves no gap behind them; the head still names
+    the last one written, so ``verify_chain`` sees the chain end short of it. The head lives
+    in the same database, so rewriting it along with the chain goes unnoticed: exporting it
+    now and then (``manage.py audit_verify --print-head``) is the outside anchor for that.
+    """
+
+    sequence = models.PositiveBigIntegerField()
+    hash = models.CharField(max_length=64)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["workspace"], name="one_audit_head_per_workspace")
+        ]
+
+    def __str__(self) -> str:
+        return f"head #{self.sequence} {self.hash[:12]}"

@@ -13,7 +13,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import GENESIS_HASH, ActorKind, AuditEvent, Outcome
+from audit.models import GENESIS_HASH, ActorKind, AuditEvent, AuditHead, Outcome
 from governance.models import Workspace
 from integrations.models import ConnectionScope
 
@@ -112,30 +112,38 @@ def record_event(
         # of other rows referencing the workspace (they take FOR KEY SHARE). SQLite has no
         # row locks; its IMMEDIATE transactions already serialise writers.
         Workspace.objects.select_for_update(no_key=True).only("pk").get(pk=workspace.pk)
-        head = (
-            AuditEvent.objects.filter(workspace=workspace)
-            .order_by("-sequence")
-            .values("sequence", "hash")
-            .first()
-        )
-        event.sequence = head["sequence"] + 1 if head else 1
-        event.previous_hash = head["hash"] if head else GENESIS_HASH
+        # Chain onto the head, not onto the newest row left: after someone deletes the
+        # newest events, the next one then still shows the gap they left.
+        head = AuditHead.objects.filter(workspace=workspace).first()
+        newest = _newest(workspace) if head is None else (head.sequence, head.hash)
+        event.sequence = newest[0] + 1
+        event.previous_hash = newest[1]
         event.at = timezone.now()
         event.hash = event.compute_hash()
         event.save(force_insert=True)
+        if head is None:
+            AuditHead.objects.create(
+                workspace=workspace, sequence=event.sequence, hash=event.hash, updated_at=event.at
+            )
+        else:
+            AuditHead.objects.filter(pk=head.pk).update(
+                sequence=event.sequence, hash=event.hash, updated_at=event.at
+            )
     return event
 
 
 def verify_chain(workspace: Workspace) -> list[str]:
     """Every problem in ``workspace``'s chain, in sequence order; empty when it is intact.
 
-    Finds an edited event (its hash no longer matches its content) and a deleted one (a
-    gap in the sequence and a broken previous_hash link). It cannot see the newest events
-    removed together, nor a chain rewritten with fresh hashes: anchoring the head hash
-    outside the database would be needed for that.
+    Finds an edited event (its hash no longer matches its content), a deleted one (a gap
+    in the sequence and a broken previous_hash link), and the newest events deleted (the
+    chain ends before the workspace's ``AuditHead``). It cannot see the chain and its head
+    rewritten together with fresh hashes: compare the head with one exported earlier
+    (``audit_verify --print-head``) for that.
     """
     problems: list[str] = []
     expected_sequence, expected_previous = 1, GENESIS_HASH
+    last: AuditEvent | None = None
     for event in _chain(workspace):
         where = f"{workspace.slug} #{event.sequence}"
         if event.sequence != expected_sequence:
@@ -150,7 +158,50 @@ def verify_chain(workspace: Workspace) -> list[str]:
         if event.hash != event.compute_hash():
             problems.append(f"{where}: hash mismatch, the event was changed after it was written")
         expected_sequence, expected_previous = event.sequence + 1, event.hash
-    return problems
+        last = event
+    problem = _head_problem(workspace, last)
+    return [*problems, problem] if problem else problems
+
+
+def chain_head(workspace: Workspace) -> AuditHead | None:
+    """The workspace's head, to export and compare later; None before its first event."""
+    return AuditHead.objects.filter(workspace=workspace).first()
+
+
+def _head_problem(workspace: Workspace, last: AuditEvent | None) -> str | None:
+    head = chain_head(workspace)
+    ends = f"#{last.sequence}" if last else "no event at all"
+    if head is None:
+        if last is None:
+            return None
+        return f"{workspace.slug}: no chain head, so deleted newest events cannot be ruled out"
+    if last is None or last.sequence < head.sequence:
+        return (
+            f"{workspace.slug}: the newest events were deleted: the head says "
+            f"#{head.sequence}, the chain ends at {ends}"
+        )
+    if last.sequence > head.sequence:
+        return (
+            f"{workspace.slug}: the chain ends at {ends}, past the head's #{head.sequence} "
+            "(events added without record_event?)"
+        )
+    if last.hash != head.hash:
+        return (
+            f"{workspace.slug} #{last.sequence}: hash differs from the head's, "
+            "the newest event was replaced"
+        )
+    return None
+
+
+def _newest(workspace: Workspace) -> tuple[int, str]:
+    """The newest stored event's sequence and hash, for a chain that has no head yet."""
+    newest = (
+        AuditEvent.objects.filter(workspace=workspace)
+        .order_by("-sequence")
+        .values_list("sequence", "hash")
+        .first()
+    )
+    return newest or (0, GENESIS_HASH)
 
 
 def _chain(workspace: Workspace) -> Iterator[AuditEvent]:

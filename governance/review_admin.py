@@ -19,6 +19,7 @@ from django.utils.timesince import timesince
 
 from crm_agents.models import AgentRun
 from governance import review
+from governance.admin_filters import IndexedValuesListFilter
 from governance.admin_scoping import WorkspaceScopedAdmin
 from governance.crm_links import attach_record_urls, connections_by_account, record_url
 from governance.models import CONFIGURE_ROLES
@@ -74,7 +75,14 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
         "age",
     ]
     list_display_links = ["status"]
-    list_filter = ["status", "workflow_label", "provider", "owner_email", "is_test", "workspace"]
+    list_filter = [
+        "status",
+        ("workflow_label", IndexedValuesListFilter),
+        "provider",
+        ("owner_email", IndexedValuesListFilter),
+        "is_test",
+        "workspace",
+    ]
     search_fields = ["record_name", "call_title"]
     list_select_related = ["workspace"]
     # A full COUNT over every change set is the slowest query of a large queue.

@@ -80,6 +80,9 @@ class ChangeSet(TenantModel):
             models.Index(fields=["workspace", "-created_at"]),
             models.Index(fields=["workspace", "status", "-created_at"]),
             models.Index(fields=["workspace", "provider", "record_id"]),
+            # The queue's workflow and owner filters list their values through these.
+            models.Index(fields=["workspace", "workflow_label"]),
+            models.Index(fields=["workspace", "owner_email"]),
         ]
 
     def __str__(self) -> str:
