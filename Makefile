@@ -37,6 +37,8 @@ test: venv
 bench: export SECRET_KEY ?= bench-only-key-not-a-secret
 bench: venv
 	$(BIN)/python bench/sandbox_bench.py
+	$(BIN)/python bench/pipeline_bench.py
+	$(BIN)/python bench/admin_bench.py
 
 lint: venv
 	$(BIN)/ruff check .
