@@ -183,7 +183,7 @@ def _proposal(change_set, rng: random.Random):
 def _event_rows(
     workspace, count: int, rng: random.Random, adapt_time: Callable[[datetime], object]
 ) -> Iterator[tuple]:
-    """Rows in the column order of ``_EVENT_COLUMNS``, oldest first, as strings for JSON."""
+    """Rows in the column order of ``_event_columns()``, oldest first, as strings for JSON."""
     step = DAYS * 86400 / count
     start = NOW - timedelta(days=DAYS)
     previous = "0" * 64
@@ -219,30 +219,10 @@ def _event_rows(
         previous = digest
 
 
-_EVENT_COLUMNS = (
-    "workspace_id",
-    "sequence",
-    "at",
-    "actor_kind",
-    "actor_label",
-    "action",
-    "outcome",
-    "crm",
-    "object_type",
-    "record_id",
-    "field",
-    "before",
-    "after",
-    "connection_label",
-    "scope",
-    "workflow_label",
-    "call_label",
-    "run_label",
-    "reason",
-    "context",
-    "previous_hash",
-    "hash",
-)
+def _event_columns() -> tuple[str, ...]:
+    from audit.models import AuditEvent
+
+    return (*AuditEvent.HASHED_FIELDS, "hash")
 
 
 def _seed_events(workspaces: list, total: int, rng: random.Random) -> None:
@@ -251,7 +231,7 @@ def _seed_events(workspaces: list, total: int, rng: random.Random) -> None:
     from audit.models import AuditEvent
 
     table = connection.ops.quote_name(AuditEvent._meta.db_table)
-    columns = ", ".join(_EVENT_COLUMNS)
+    columns = ", ".join(_event_columns())
     with transaction.atomic(), connection.cursor() as cursor:
         for workspace, count in _split(total, workspaces):
             if connection.vendor == "postgresql":
@@ -262,7 +242,7 @@ def _seed_events(workspaces: list, total: int, rng: random.Random) -> None:
                 continue
             # Stored as Django stores them (UTC, no offset), so date lookups behave the same.
             rows = _event_rows(workspace, count, rng, connection.ops.adapt_datetimefield_value)
-            marks = ", ".join(["%s"] * len(_EVENT_COLUMNS))
+            marks = ", ".join(["%s"] * len(_event_columns()))
             sql = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
             while batch := [row for _, row in zip(range(50_000), rows, strict=False)]:
                 cursor.executemany(sql, batch)
