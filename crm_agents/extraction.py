@@ -113,7 +113,7 @@ def choose_record(
 ) -> TieBreak:
     """The model's pick among ``candidates``, or ``record_id`` None with the reason.
 
-    The sandbox's rules model answers extraction requests only and refuses this one with a
+    The sandbox's rules model answers extraction and chat requests only and refuses this with a
     400, which surfaces as ModelRejected: the pipeline then leaves the choice to a human
     ("needs a choice"), exactly as it does when a real model cannot tell.
     """

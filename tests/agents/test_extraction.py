@@ -568,5 +568,5 @@ def test_it_refuses_a_choice_outside_the_candidates(model, workspace, answer, re
 def test_it_leaves_the_choice_to_a_human_when_the_rules_model_refuses_it(model, workspace):
     model(ModelMode.RULES)
 
-    with pytest.raises(ModelRejected, match="answers extraction requests only"):
+    with pytest.raises(ModelRejected, match=r"this request is a .choose_record. request"):
         choose_record(workspace, PRICING_CALL, "deal", CANDIDATES)

@@ -135,7 +135,7 @@ def test_rules_mode_refuses_what_it_cannot_answer(sandbox_server):
     _, api_key = seed.create_model_account(ModelMode.RULES)
     client = _client(sandbox_server, api_key)
 
-    with pytest.raises(openai.BadRequestError, match="answers extraction requests only"):
+    with pytest.raises(openai.BadRequestError, match="and chat requests \\(with 'tools'\\) only"):
         client.chat.completions.create(model="x", messages=[{"role": "user", "content": "hello"}])
     with pytest.raises(openai.BadRequestError, match="Not an extraction request"):
         client.chat.completions.create(

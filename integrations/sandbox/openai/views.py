@@ -1,7 +1,8 @@
 """An OpenAI-compatible Chat Completions endpoint that answers deterministically.
 
 ``rules`` mode answers extraction requests (``response_format`` json_schema named
-``extraction``) with the rule-based extractor. ``scripted`` mode returns answers stored in
+``extraction``) with the rule-based extractor and chat requests (the request offers
+``tools``) with the small grammar of ``chat_rules``. ``scripted`` mode returns answers stored in
 advance (SandboxModelScript), picked by the ``X-Sandbox-Script-Key`` header and the
 request's step: ``extract`` or ``choose_record`` from the json_schema name, ``chat`` when
 the request offers tools. The real ``openai`` client works against it unchanged.
@@ -16,6 +17,7 @@ from django.http import HttpRequest
 from django.views.decorators.http import require_GET, require_POST
 
 from integrations.sandbox import store
+from integrations.sandbox.chat_rules import ChatRequestError, answer_chat
 from integrations.sandbox.extractor import ExtractionRequestError, answer_chat_request
 from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
 from integrations.sandbox.models import ModelMode, Provider, RequestKind, SandboxModelScript
@@ -82,11 +84,19 @@ def _step_of(body: dict) -> str:
 
 
 def _rules_answer(body: dict, step: str) -> dict:
+    if step == "chat":
+        try:
+            return answer_chat(body["messages"], body["tools"])
+        except ChatRequestError as exc:
+            raise SandboxError(
+                400, f"Not a chat request the rules model reads: {exc}", "invalid_request"
+            ) from exc
     if step != "extract":
         raise SandboxError(
             400,
-            f"The sandbox model in rules mode answers extraction requests only (json_schema "
-            f"named 'extraction'); this request is a {step!r} request. Script it instead.",
+            f"The sandbox model in rules mode answers extraction requests (json_schema named "
+            f"'extraction') and chat requests (with 'tools') only; this request is a {step!r} "
+            f"request. Script it instead.",
             "unsupported_request",
         )
     try:
