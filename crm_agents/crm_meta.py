@@ -39,6 +39,15 @@ def property_specs(connection, object_type: str) -> dict[str, PropertySpec]:
     }
 
 
+def same_as(specs: dict[str, PropertySpec], native: str, a: str | None, b: str | None) -> bool:
+    """Whether two values of the property ``native`` mean the same, by its type when the
+    metadata knows it (84000 == 84000.00), else compared exactly."""
+    from crm_agents.coerce import same_value
+
+    spec = specs.get(native)
+    return same_value(a, b, spec) if spec else a == b
+
+
 def _type_of(name: str) -> PropertyType:
     try:
         return PropertyType(name)

@@ -162,20 +162,13 @@ def _write(change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal])
     # Which fields changed? One fresh read decides; the rest is written on its terms.
     names = list(dict.fromkeys([*expected, *(p.native_field for p in proposals)]))
     fresh = guard.get(object_type, change_set.record_id, names)
-    from crm_agents.coerce import same_value
-    from crm_agents.crm_meta import property_specs
+    from crm_agents.crm_meta import property_specs, same_as
 
     specs = property_specs(guard.connection, object_type)
     still: list[ChangeProposal] = []
     for proposal in proposals:
         now_value = fresh.properties.get(proposal.native_field)
-        spec = specs.get(proposal.native_field)
-        unchanged = (
-            same_value(now_value, proposal.current_value, spec)
-            if spec
-            else now_value == proposal.current_value
-        )
-        if unchanged:
+        if same_as(specs, proposal.native_field, now_value, proposal.current_value):
             still.append(proposal)
         else:
             _conflict(change_set, guard, proposal, now_value)

@@ -231,8 +231,7 @@ def _stage_field(change_set: ChangeSet, guard: Guard) -> list[str]:
 def _restore(
     change_set: ChangeSet, guard: Guard, actor, proposals: list[ChangeProposal]
 ) -> dict[int, RollbackLine]:
-    from crm_agents.coerce import same_value
-    from crm_agents.crm_meta import property_specs
+    from crm_agents.crm_meta import property_specs, same_as
 
     object_type = ObjectType(change_set.object_type)
     lines: dict[int, RollbackLine] = {}
@@ -254,12 +253,7 @@ def _restore(
             lines[proposal.pk] = _release(change_set, proposal, actor, "denied", reason)
             continue
         held = fresh.properties.get(proposal.native_field)
-        spec = specs.get(proposal.native_field)
-        still = (
-            same_value(held, proposal.applied_value, spec)
-            if spec
-            else held == proposal.applied_value
-        )
+        still = same_as(specs, proposal.native_field, held, proposal.applied_value)
         if still:
             restorable.append(proposal)
         else:
@@ -390,8 +384,7 @@ def _recover_stale(
     change_set: ChangeSet, guard: Guard, actor, proposals: list[ChangeProposal]
 ) -> None:
     """Claims left by a rollback that died: the CRM says whether the restore went out."""
-    from crm_agents.coerce import same_value
-    from crm_agents.crm_meta import property_specs
+    from crm_agents.crm_meta import property_specs, same_as
 
     object_type = ObjectType(change_set.object_type)
     try:
@@ -401,11 +394,8 @@ def _recover_stale(
     specs = property_specs(guard.connection, object_type)
     for proposal in proposals:
         held = fresh.properties.get(proposal.native_field)
-        spec = specs.get(proposal.native_field)
-        restored = proposal.native_field in fresh.properties and (
-            same_value(held, proposal.current_value, spec)
-            if spec
-            else held == proposal.current_value
+        restored = proposal.native_field in fresh.properties and same_as(
+            specs, proposal.native_field, held, proposal.current_value
         )
         if restored:
             _rolled_back(change_set, proposal, actor, " (confirmed after an interrupted rollback)")
