@@ -12,12 +12,26 @@ from governance.guard import Guard
 from governance.models import CrmProperty
 from integrations.crm.base import StageInfo
 from integrations.crm.types import ObjectType, Owner, PropertyOption, PropertySpec, PropertyType
+from integrations.models import Connection, ConnectionScope
 
 METADATA_TTL = 300  # seconds
 
 
 def property_specs(connection, object_type: str) -> dict[str, PropertySpec]:
-    """The object's properties by native name, as the workspace connection described them."""
+    """The object's properties by native name, as the workspace connection described them.
+
+    Property metadata is cached from the workspace connection only; a rep's own connection
+    to the same CRM account uses that (types and options are the account's, not the rep's).
+    """
+    if connection.scope != ConnectionScope.WORKSPACE:
+        workspace_connection = Connection.objects.filter(
+            workspace_id=connection.workspace_id,
+            provider=connection.provider,
+            scope=ConnectionScope.WORKSPACE,
+        ).first()
+        if workspace_connection is None:
+            return {}
+        connection = workspace_connection
     rows = CrmProperty.objects.filter(connection=connection, object_type=object_type, missing=False)
     if not rows.exists():
         from governance.services import do_refresh_properties

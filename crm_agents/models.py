@@ -311,3 +311,7 @@ class MatchChoice(TenantModel):
 
     def __str__(self) -> str:
         return f"{self.record_name or self.record_id} for {self.company_id or 'no company'}"
+
+
+# Chat lives in its own module; importing it here registers its models.
+from crm_agents.chat_models import ChatMessage, ChatRole, ChatSession  # noqa: E402, F401

@@ -242,7 +242,7 @@ class PolicyAdmin(WorkspaceScopedAdmin):
                 ]
             },
         ),
-        ("Review", {"fields": ["review_default", "review_overrides"]}),
+        ("Review", {"fields": ["review_default", "review_overrides", "chat_review"]}),
         (
             "Connections and record access",
             {

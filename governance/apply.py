@@ -18,9 +18,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import ActorKind
 from audit.services import record_event
+from governance.change_set_guard import NoGuard, change_set_guard
 from governance.guard import Guard, RefusalCode, WriteOutcome, WriteStatus
-from governance.models import Policy
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetOperation
 from integrations.crm import errors
 from integrations.crm.types import ObjectType, Precondition
@@ -72,38 +73,25 @@ def _finish(proposal: ChangeProposal, status: str, reason: str = "", **fields) -
 
 def apply_change_set(change_set_id: int) -> ChangeSet | None:
     from crm_agents.records import refresh_run_status, refresh_set_status
-    from integrations.connections import ConnectionProblem, Purpose, resolve_connection
 
     change_set = (
-        ChangeSet.objects.select_related("run", "decided_by").filter(pk=change_set_id).first()
+        ChangeSet.objects.select_related("run", "decided_by", "requested_by")
+        .filter(pk=change_set_id)
+        .first()
     )
     if change_set is None or change_set.is_test:
         return change_set
-    policy = (
-        Policy.objects.prefetch_related("read_properties", "write_properties")
-        .filter(workspace=change_set.workspace, provider=change_set.provider)
-        .first()
-    )
     try:
-        resolved = resolve_connection(change_set.workspace, change_set.provider, Purpose.WORKFLOW)
-    except ConnectionProblem as exc:
+        guard = change_set_guard(
+            change_set,
+            actor=change_set.decided_by or change_set.requested_by,
+            actor_kind=ActorKind.USER if change_set.from_chat else ActorKind.AGENT,
+            as_requester=change_set.from_chat,
+        )
+    except NoGuard as exc:
         _fail_all(change_set, exc.message)
         return change_set
     run = change_set.run
-    guard = Guard.for_resolved(
-        resolved,
-        policy,
-        actor_user=change_set.decided_by,
-        labels={
-            "workflow": change_set.workflow_label,
-            "call": change_set.call_title[:200],
-            "run": f"run {run.pk}" if run else "",
-        },
-    )
-    if change_set.object_type == ObjectType.DEAL:
-        from crm_agents.crm_meta import deal_stages
-
-        deal_stages(guard, resolved.connection)  # cached: the closed-deal check asks nothing
     _recover_stale(change_set, guard)
     proposals = _claim(change_set)
     if proposals:
@@ -136,9 +124,13 @@ def _fail_all(change_set: ChangeSet, reason: str) -> None:
 def _stage_expectation(change_set: ChangeSet, guard: Guard) -> dict[str, str | None]:
     """The deal's stage as the pipeline read it, so the write is conditional on it too and
     the guard's closed-deal check needs no extra read."""
-    if change_set.object_type != ObjectType.DEAL or change_set.run is None:
+    if change_set.object_type != ObjectType.DEAL:
         return {}
     stage = guard.profile.native_field(ObjectType.DEAL, "stage")
+    if stage in (change_set.condition_values or {}):
+        return {stage: change_set.condition_values[stage]}
+    if change_set.run is None:
+        return {}
     read = (change_set.run.current_values or {}).get(stage)
     return {stage: read.get("value")} if isinstance(read, dict) else {}
 

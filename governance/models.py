@@ -94,6 +94,14 @@ class ReviewMode(models.TextChoices):
     REVIEW = "review", "Send to review"
 
 
+class ChatReview(models.TextChoices):
+    """How changes a rep asks for in chat are handled (workflows follow the review mode)."""
+
+    REVIEW = "review", "Send every chat change to review"
+    POLICY = "policy", "Like workflows: the review mode and its overrides decide"
+    AUTO = "auto", "Apply what the rep asked for at once"
+
+
 class ObjectTypeChoice(models.TextChoices):
     """The canonical object types (integrations.crm.types.ObjectType), spelled out here
     because integrations imports this module."""
@@ -249,6 +257,14 @@ class Policy(TenantModel):
         default=False,
         help_text="Chat uses the workspace connection instead of each rep's own.",
     )
+    chat_review = models.CharField(
+        max_length=8,
+        choices=ChatReview.choices,
+        default=ChatReview.REVIEW,
+        verbose_name="chat changes",
+        help_text="What happens to a change a rep asks for in chat. Every mode keeps the "
+        "whitelists, the action toggles and the rep's own record access.",
+    )
     # HubSpot does not scope API calls by user, so CRM Steward applies these itself to
     # every read and write made through a rep's own HubSpot connection.
     hubspot_access_member = models.CharField(
@@ -323,6 +339,13 @@ class Policy(TenantModel):
         if field in REVIEWED_BY_DEFAULT:
             return ReviewMode.REVIEW
         return ReviewMode(self.review_default)
+
+    def chat_review_mode_for(self, field: str) -> ReviewMode:
+        if self.chat_review == ChatReview.AUTO:
+            return ReviewMode.AUTO
+        if self.chat_review == ChatReview.POLICY:
+            return self.review_mode_for(field)
+        return ReviewMode.REVIEW
 
 
 def _of_object(properties: Iterable[CrmProperty], object_type: str) -> list[CrmProperty]:

@@ -51,6 +51,24 @@ class ChangeSet(TenantModel):
     workflow_label = models.CharField(max_length=300, blank=True)
     owner_email = models.CharField(max_length=254, blank=True)
     is_test = models.BooleanField(default=False, verbose_name="TEST")
+    # A change a rep asked for in chat: applied through the rep's own connection (or the
+    # one chat is made to use), with the rep as the actor.
+    chat_session = models.ForeignKey(
+        "crm_agents.ChatSession",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="change_sets",
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="requested_change_sets",
+    )
+    # Other values the write is conditional on, as read with the record ({"dealstage": …}).
+    condition_values = models.JSONField(default=dict, blank=True)
 
     status = models.CharField(max_length=16, choices=SetStatus.choices)
     read_at = models.DateTimeField(null=True, blank=True, help_text="When the CRM was read.")
@@ -92,6 +110,10 @@ class ChangeSet(TenantModel):
     @property
     def is_open(self) -> bool:
         return self.status in OPEN_SET_STATUSES
+
+    @property
+    def from_chat(self) -> bool:
+        return self.requested_by_id is not None
 
 
 class ProposalStatus(models.TextChoices):

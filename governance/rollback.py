@@ -26,9 +26,10 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import ActorKind
 from audit.services import record_event
+from governance.change_set_guard import NoGuard, change_set_guard
 from governance.guard import Guard, RefusalCode, WriteOutcome, WriteStatus
-from governance.models import Policy
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetOperation
 from integrations.crm import errors
 from integrations.crm.types import ObjectType, Precondition
@@ -191,35 +192,10 @@ def _claim(proposals: list[ChangeProposal], now) -> list[ChangeProposal]:
 
 def _guard(change_set: ChangeSet, actor) -> Guard | str:
     """The guard over the workspace connection, or why there is none."""
-    from integrations.connections import ConnectionProblem, Purpose, resolve_connection
-
-    policy = (
-        Policy.objects.prefetch_related("read_properties", "write_properties")
-        .filter(workspace=change_set.workspace, provider=change_set.provider)
-        .first()
-    )
-    if policy is None:
-        return "no policy for this CRM: nothing may be written"
     try:
-        resolved = resolve_connection(change_set.workspace, change_set.provider, Purpose.WORKFLOW)
-    except ConnectionProblem as exc:
+        return change_set_guard(change_set, actor=actor, actor_kind=ActorKind.USER)
+    except NoGuard as exc:
         return exc.message
-    guard = Guard.for_resolved(
-        resolved,
-        policy,
-        actor_user=actor,
-        actor_kind="user",
-        labels={
-            "workflow": change_set.workflow_label,
-            "call": change_set.call_title[:200],
-            "run": f"run {change_set.run_id}" if change_set.run_id else "",
-        },
-    )
-    if change_set.object_type == ObjectType.DEAL:
-        from crm_agents.crm_meta import deal_stages
-
-        deal_stages(guard, resolved.connection)  # cached: the closed-deal check asks nothing
-    return guard
 
 
 def _stage_field(change_set: ChangeSet, guard: Guard) -> list[str]:
