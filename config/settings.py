@@ -304,6 +304,14 @@ if not MODEL_NAME:
     raise ImproperlyConfigured("MODEL_NAME is empty; name the model, e.g. gpt-4o-2024-08-06.")
 MODEL_TIMEOUT = _int("MODEL_TIMEOUT", 30, minimum=1)
 
+# --- Chat ---------------------------------------------------------------------------------
+# Model calls one chat turn may make before the agent stops it (a model that never stops
+# calling tools is cut off here, and the rep is told).
+CHAT_MAX_STEPS = _int("CHAT_MAX_STEPS", 6, minimum=1)
+# Live messages of a session the model is shown; older turns are compacted into a summary
+# (the records the conversation is about are kept either way).
+CHAT_CONTEXT_MESSAGES = _int("CHAT_CONTEXT_MESSAGES", 40, minimum=4)
+
 # --- The agent ----------------------------------------------------------------------------
 # A record the numbers do not clearly single out is used only when this sure (0 to 1);
 # below it, a human chooses. In percent so the env helper stays an integer one.

@@ -157,7 +157,9 @@ def _ask(
     if known is not None:
         # Nothing was spent this time, so no tokens are counted.
         return ModelExchange(**exchange, raw_answer=known.answer, cached=True)
-    completion = _complete(client, model, messages, response_format, script_key)
+    completion = complete(
+        client, model, messages, script_key=script_key, response_format=response_format
+    )
     message = completion.choices[0].message if completion.choices else None
     content = (message.content if message is not None else None) or ""
     usage = completion.usage
@@ -173,21 +175,20 @@ def _ask(
     )
 
 
-def _complete(
+def complete(
     client: openai.OpenAI,
     model: str,
     messages: list[dict],
-    response_format: dict,
-    script_key: str,
+    *,
+    script_key: str = "",
+    **request: Any,
 ) -> Any:
+    """One Chat Completions request at temperature 0 (``request`` adds ``response_format``
+    or ``tools``); the openai library's errors become ModelUnavailable / ModelRejected."""
     extra = {"extra_headers": {SCRIPT_KEY_HEADER: script_key}} if script_key else {}
     try:
         return client.chat.completions.create(
-            model=model,
-            messages=messages,
-            response_format=response_format,
-            temperature=0,
-            **extra,
+            model=model, messages=messages, temperature=0, **request, **extra
         )
     except openai.APIConnectionError as exc:  # APITimeoutError included
         raise ModelUnavailable(f"The model endpoint could not be reached: {exc}") from exc

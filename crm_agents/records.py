@@ -156,7 +156,7 @@ def record_change_set(steps, record: Record, planned, dropped, *, creating: bool
         )
     ChangeProposal.objects.bulk_create(rows)
     if not creating and not dry:
-        _supersede(change_set)
+        supersede_older(change_set)
     refresh_set_status(change_set)
     return change_set
 
@@ -189,7 +189,7 @@ def _json_value(value: object) -> object:
     return repr(value)
 
 
-def _supersede(change_set: ChangeSet) -> None:
+def supersede_older(change_set: ChangeSet) -> None:
     """Newest call wins: of two waiting proposals for the same record and field, the one
     from the older call is superseded (and says by which)."""
     mine = change_set.proposals.filter(status__in=[ProposalStatus.PENDING])
