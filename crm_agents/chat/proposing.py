@@ -63,20 +63,22 @@ class Proposer:
         if spec.read_only:
             raise ChatRefusal(f"{spec.label} is read-only for you in the CRM.")
         raw = args.value
-        try:
-            value = coerce_value(raw, spec, call_date=timezone.localdate())
-        except CoercionError as exc:
-            raise ChatRefusal(f"{spec.label} cannot be set to {raw!r}: {exc}") from None
-        current = record.properties.get(native)
+        # The policy first: a field outside the whitelist is refused whatever its value.
+        said = None if raw is None or str(raw).strip() == "" else str(raw)
         refusals = self.guard.vet_update(
             object_type,
             record.id,
-            {native: value},
+            {native: said},
             current_stage=record.properties.get(stage_field) if extra else None,
         )
         if refusals:
             reasons = "; ".join(dict.fromkeys(r.reason for r in refusals))
             raise ChatRefusal(f"{spec.label} of {label} cannot be changed: {reasons}.")
+        try:
+            value = coerce_value(raw, spec, call_date=timezone.localdate())
+        except CoercionError as exc:
+            raise ChatRefusal(f"{spec.label} cannot be set to {raw!r}: {exc}") from None
+        current = record.properties.get(native)
         if same_value(current, value, spec):
             return {
                 "record": it.ref,
