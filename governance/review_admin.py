@@ -98,6 +98,7 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
                     ("record_name", "record_id"),
                     ("call_title", "call_started_at"),
                     ("workflow_label", "owner_email"),
+                    "requested_by",
                     ("status", "is_test"),
                     ("field_count", "lowest_confidence"),
                 ]

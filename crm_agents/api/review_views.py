@@ -34,7 +34,7 @@ class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     filter_fields = {"status": "status", "run": "run_id", "provider": "provider"}
 
     def base_queryset(self):
-        return ChangeSet.objects.select_related("decided_by")
+        return ChangeSet.objects.select_related("decided_by", "requested_by")
 
     def get_serializer_class(self):
         return s.ChangeSetSerializer if self.action == "list" else s.ChangeSetDetailSerializer

@@ -181,6 +181,9 @@ class ChangeProposalSerializer(_PrivilegedFieldsMixin, serializers.ModelSerializ
 class ChangeSetSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField()
     decided_by = serializers.StringRelatedField()
+    requested_by = serializers.StringRelatedField(
+        help_text="The rep who asked for these changes in chat (null for a workflow's)."
+    )
 
     class Meta:
         model = ChangeSet
@@ -198,6 +201,7 @@ class ChangeSetSerializer(serializers.ModelSerializer):
             "call_started_at",
             "workflow_label",
             "owner_email",
+            "requested_by",
             "is_test",
             "status",
             "field_count",

@@ -17,6 +17,8 @@ from integrations.sandbox.models import SandboxAccount, SandboxRecord, SandboxRe
 from tests.factories import member_of
 
 RILEY_DEAL = "Riley Freight - Route planner"
+OPEN_STAGE = {"hubspot": "qualifiedtobuy", "salesforce": "Qualification"}
+CLOSED_STAGE = {"hubspot": "closedwon", "salesforce": "Closed Won"}
 
 
 @dataclass
@@ -61,7 +63,12 @@ def make_chat_world(world, *, own_connection: bool = True) -> ChatWorld:
     own_deal = seed.add_record(
         world.account,
         "deal",
-        {"name": RILEY_DEAL, "amount": 12_000, "close_date": "2026-12-15"},
+        {
+            "name": RILEY_DEAL,
+            "amount": 12_000,
+            "close_date": "2026-12-15",
+            "stage": OPEN_STAGE[world.provider],
+        },
         owner=rep_crm,
     )
     rep = member_of(

@@ -277,3 +277,22 @@ def test_sessions_are_private_to_their_user(chat):
         do_post_chat_message(session, "find the Riley Freight deal", user=colleague)
     assert access_chat_session(chat.rep, session.pk) == session
     assert not ChangeProposal.objects.exists()
+
+
+def test_my_open_deals_are_the_reps_own_open_deals(chat):
+    from integrations.sandbox import seed
+    from integrations.sandbox.models import SandboxUser
+    from tests.agents.chat_world import CLOSED_STAGE
+
+    rep_crm = SandboxUser.objects.get(account=chat.world.account, email="riley@seller.example")
+    seed.add_record(
+        chat.world.account,
+        "deal",
+        {"name": "Riley Freight - Old renewal", "stage": CLOSED_STAGE[chat.provider]},
+        owner=rep_crm,
+    )
+    session = chat.session()
+
+    reply = chat.say(session, "list my open deals")
+
+    assert [item["id"] for item in reply.activity["found"]] == [chat.own_deal.crm_id]
