@@ -216,6 +216,8 @@ SPECTACULAR_SETTINGS = {
         "ChangeSetStatusEnum": "governance.review_models.SetStatus",
         "ProposalStatusEnum": "governance.review_models.ProposalStatus",
         "ReviewModeEnum": "governance.models.ReviewMode",
+        "ChatRoleEnum": "crm_agents.chat_models.ChatRole",
+        "ChatErrorKindEnum": "crm_agents.chat.activity.ErrorKind",
     },
 }
 

@@ -22,12 +22,14 @@ set in the review queue.
 
 from dataclasses import asdict, dataclass, field
 
+from django.db import models
 
-class ErrorKind:
-    CONNECTION = "connection"
-    POLICY = "policy"
-    MODEL = "model"
-    STEP_LIMIT = "step_limit"
+
+class ErrorKind(models.TextChoices):
+    CONNECTION = "connection", "No usable CRM connection"
+    POLICY = "policy", "No policy for this CRM"
+    MODEL = "model", "The AI model could not answer"
+    STEP_LIMIT = "step_limit", "Stopped at the step limit"
 
 
 @dataclass

@@ -51,7 +51,8 @@ def do_post_chat_message(session: ChatSession, text: str, *, user: AbstractBaseU
 
     The reply always exists, even when the turn could not run (no connection, no model,
     the model failing): it then says why in words the rep can act on, and its
-    ``activity["error"]`` says which kind of problem it was.
+    ``activity["error"]`` says which kind of problem it was. ``reply.in_reply_to`` is the
+    rep's message it answers.
     """
     from crm_agents.chat.loop import run_turn
     from crm_agents.chat.memory import compact
@@ -72,5 +73,6 @@ def do_post_chat_message(session: ChatSession, text: str, *, user: AbstractBaseU
         session.title = text[:TITLE_CHARS]
         session.save(update_fields=["title", "updated_at"])
     reply = run_turn(session, asked)
+    reply.in_reply_to = asked  # not stored: messages are ordered, this saves a lookup
     compact(session)
     return reply
