@@ -8,6 +8,7 @@ exactly one is a ``ChatRefusal`` that says why, and asks when several could be m
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from crm_agents.chat.memory import Remembered, current, remembered
@@ -93,17 +94,22 @@ def name_filters(guard: Guard, object_type: ObjectType, said: str) -> tuple[tupl
 
 
 def search_by_name(
-    guard: Guard, said: str, object_type: ObjectType | None, extra: tuple = ()
+    guard: Guard,
+    said: str,
+    object_type: ObjectType | None,
+    extra: tuple = (),
+    details: Callable[[ObjectType], list[str]] | None = None,
 ) -> list[Record]:
+    """Records named ``said`` (``extra`` filters added); ``details`` names more properties
+    to read per object type than the ones that make a record's label."""
     found: list[Record] = []
     for kind in searchable_types(guard, object_type):
         groups = name_filters(guard, kind, said)
         if not groups:
             continue
         groups = tuple((*group, *extra) for group in groups)
-        query = SearchQuery(
-            kind, filter_groups=groups, properties=tuple(label_fields(guard, kind)), limit=10
-        )
+        properties = [*label_fields(guard, kind), *(details(kind) if details else [])]
+        query = SearchQuery(kind, filter_groups=groups, properties=tuple(properties), limit=10)
         found.extend(guard.search(query).records)
     return found[:SEARCH_LIMIT]
 

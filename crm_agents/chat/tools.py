@@ -244,10 +244,18 @@ class ChatTools:
             stage = self.profile.native_field(ObjectType.DEAL, "stage")
             extra.append(SearchFilter(stage, Operator.NOT_IN, values=tuple(sorted(closed))))
         if query:
-            found = references.search_by_name(self.guard, query, object_type, tuple(extra))
+            found = references.search_by_name(
+                self.guard, query, object_type, tuple(extra), details=self._details
+            )
         else:
             found = self._search(object_type, ((*extra,),))
         return self._found(found, query or "your open deals")
+
+    def _details(self, object_type: ObjectType) -> list[str]:
+        """What a found record shows besides its name (a deal's stage, amount, close date)."""
+        if object_type != ObjectType.DEAL:
+            return []
+        return [self.profile.native_field(object_type, f) for f in DEAL_FIELDS[:3]]
 
     def _mine(self, object_type: ObjectType) -> SearchFilter:
         connection = self.guard.connection
@@ -264,9 +272,10 @@ class ChatTools:
         return SearchFilter(self.profile.native_field(object_type, "owner"), Operator.EQ, owner_id)
 
     def _search(self, object_type: ObjectType, groups: tuple) -> list[Record]:
-        properties = references.label_fields(self.guard, object_type)
-        if object_type == ObjectType.DEAL:
-            properties += [self.profile.native_field(object_type, f) for f in DEAL_FIELDS[:3]]
+        properties = [
+            *references.label_fields(self.guard, object_type),
+            *self._details(object_type),
+        ]
         page = self.guard.search(
             SearchQuery(object_type, filter_groups=groups, properties=tuple(properties), limit=10)
         )
@@ -277,7 +286,12 @@ class ChatTools:
         for record in found:
             label = references.label_of(self.guard, record)
             ref = f"{record.object_type}:{record.id}"
-            items.append({"record": ref, "name": label})
+            shown = {
+                self.profile.canonical_field(record.object_type, name): self.shown(record, name)
+                for name in self._details(record.object_type)
+                if record.properties.get(name) not in (None, "")
+            }
+            items.append({"record": ref, "name": label, **shown})
             self.activity.found.append(
                 {
                     "object_type": str(record.object_type),

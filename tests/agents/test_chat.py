@@ -296,3 +296,31 @@ def test_my_open_deals_are_the_reps_own_open_deals(chat):
     reply = chat.say(session, "list my open deals")
 
     assert [item["id"] for item in reply.activity["found"]] == [chat.own_deal.crm_id]
+
+
+def test_a_field_outside_the_read_whitelist_never_reaches_the_model_or_the_rep(chat):
+    from governance.models import CrmProperty
+    from integrations.sandbox.models import SandboxRecord, SandboxRequest
+
+    world = chat.world
+    description = world.native("description")
+    deal = SandboxRecord.objects.get(pk=chat.own_deal.pk)
+    deal.values[description] = "SECRET-PLAN-42"
+    deal.save(update_fields=["values"])
+    readable = [world.native(f) for f in ("name", "stage", "amount", "close_date", "owner")]
+    world.policy.read_properties.set(
+        CrmProperty.objects.filter(
+            connection=world.connection, object_type="deal", name__in=readable
+        )
+    )
+    session = chat.session()
+    chat.say(session, "find the Riley Freight deal")
+
+    reply = chat.say(session, "show its description")
+
+    (refused,) = reply.activity["refused"]
+    assert "not a deal field CRM Steward may read" in refused["reason"]
+    texts = [m.content + str(m.activity) + str(m.tool_calls) for m in session.messages.all()]
+    assert not any("SECRET-PLAN-42" in text for text in texts)
+    asked = SandboxRequest.objects.filter(account=world.account).values_list("query", flat=True)
+    assert not any(description in (query or "") for query in asked)
