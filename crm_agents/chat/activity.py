@@ -11,7 +11,8 @@ The JSON shape (every list may be empty, ``error`` may be null)::
                     "field_label", "value", "status", "status_label", "status_reason",
                     "url"}],
       "refused":  [{"tool", "reason"}],
-      "error":    {"kind": "connection" | "policy" | "model" | "step_limit", "message"}
+      "error":    {"kind": "connection" | "policy" | "model" | "step_limit" | "internal",
+                 "message"}
                 | null,
       "steps":    <model calls this turn>
     }
@@ -30,6 +31,7 @@ class ErrorKind(models.TextChoices):
     POLICY = "policy", "No policy for this CRM"
     MODEL = "model", "The AI model could not answer"
     STEP_LIMIT = "step_limit", "Stopped at the step limit"
+    INTERNAL = "internal", "CRM Steward failed"
 
 
 @dataclass

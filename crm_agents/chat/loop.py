@@ -177,6 +177,19 @@ def _hand_over(tools: ChatTools) -> None:
         item["url"] = reverse("admin:governance_changeset_change", args=[item["change_set"]])
 
 
+def failed_turn(session: ChatSession, asked: ChatMessage) -> ChatMessage:
+    """The reply to a turn CRM Steward itself failed (a bug, the database going away): the
+    rep is told, and the message they sent stays in the session."""
+    activity = Activity()
+    message = (
+        "Something went wrong on CRM Steward's side and I stopped; it has been logged "
+        f"(chat message {asked.pk}). Proposals made before the failure are in the review "
+        "queue; nothing else was changed."
+    )
+    activity.fail(ErrorKind.INTERNAL, message)
+    return _reply(session, message, activity)
+
+
 def _reply(session: ChatSession, text: str, activity: Activity) -> ChatMessage:
     reply = ChatMessage.objects.create(
         workspace=session.workspace,

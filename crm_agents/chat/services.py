@@ -4,6 +4,8 @@ Views and the API call these; they never save chat rows themselves. Every turn's
 access happens inside the turn, through the guard (crm_agents/chat/tools.py).
 """
 
+import logging
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -12,6 +14,8 @@ from audit.services import record_event
 from crm_agents.chat_models import ChatMessage, ChatRole, ChatSession
 from governance.models import CrmProvider, Workspace
 from governance.selectors import workspaces_for_user
+
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 4000
 TITLE_CHARS = 80
@@ -54,7 +58,7 @@ def do_post_chat_message(session: ChatSession, text: str, *, user: AbstractBaseU
     ``activity["error"]`` says which kind of problem it was. ``reply.in_reply_to`` is the
     rep's message it answers.
     """
-    from crm_agents.chat.loop import run_turn
+    from crm_agents.chat.loop import failed_turn, run_turn
     from crm_agents.chat.memory import compact
 
     if session.user_id != user.pk:
@@ -72,7 +76,11 @@ def do_post_chat_message(session: ChatSession, text: str, *, user: AbstractBaseU
     if not session.title:
         session.title = text[:TITLE_CHARS]
         session.save(update_fields=["title", "updated_at"])
-    reply = run_turn(session, asked)
+    try:
+        reply = run_turn(session, asked)
+    except Exception:
+        logger.exception("chat turn failed (session %s, message %s)", session.pk, asked.pk)
+        reply = failed_turn(session, asked)
     reply.in_reply_to = asked  # not stored: messages are ordered, this saves a lookup
     compact(session)
     return reply

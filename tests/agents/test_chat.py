@@ -324,3 +324,20 @@ def test_a_field_outside_the_read_whitelist_never_reaches_the_model_or_the_rep(c
     assert not any("SECRET-PLAN-42" in text for text in texts)
     asked = SandboxRequest.objects.filter(account=world.account).values_list("query", flat=True)
     assert not any(description in (query or "") for query in asked)
+
+
+def test_a_failure_inside_the_turn_is_told_to_the_rep_not_swallowed(chat, monkeypatch, caplog):
+    from crm_agents.chat import tools
+
+    def broken(self, args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(tools.ChatTools, "find_records", broken)
+    session = chat.session()
+
+    reply = chat.say(session, "find the Riley Freight deal")
+
+    assert reply.activity["error"]["kind"] == "internal"
+    assert f"chat message {reply.in_reply_to.pk}" in reply.content
+    assert "chat turn failed" in caplog.text
+    assert session.messages.filter(role="user").count() == 1
