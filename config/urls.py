@@ -23,6 +23,7 @@ urlpatterns = [
     path("admin/", admin.site.admin_view(admin_index)),
     path("admin/", admin.site.urls),
     path("connections/", include("integrations.urls")),
+    path("chat/", include("crm_agents.chat_urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),

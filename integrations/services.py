@@ -94,6 +94,32 @@ def connect_with_token(
     )
 
 
+def connect_with_oauth_grant(
+    workspace: Workspace,
+    provider: str,
+    scope: str,
+    *,
+    credentials: Credentials,
+    instance_url: str | None,
+    acting_user: AbstractBaseUser,
+    user: AbstractBaseUser | None = None,
+) -> Connection:
+    """An OAuth grant obtained outside the callback (the demo's, a test's): identified and
+    stored as the callback stores one, so the connection knows whose it is (a HubSpot
+    private-app token acts as nobody in particular)."""
+    identity = oauth.identify(provider, credentials.access_token, api_base_url=instance_url)
+    return do_connect(
+        workspace,
+        provider,
+        scope,
+        credentials=credentials,
+        identity=identity,
+        auth_kind=AuthKind.OAUTH,
+        acting_user=acting_user,
+        user=user,
+    )
+
+
 @transaction.atomic
 def do_disconnect(connection: Connection, *, acting_user: AbstractBaseUser) -> None:
     """Revoke the grant at the CRM and keep the row as revoked, so anything that tries to

@@ -24,6 +24,7 @@ from crm_agents.chat_models import ChatMessage, ChatSession
 from crm_agents.crm_meta import closed_stage_values, deal_stages, owner_id_for_email
 from governance.crm_links import record_url
 from governance.guard import Guard, Refused
+from governance.models import CrmProvider
 from integrations.crm import errors
 from integrations.crm.types import (
     ObjectType,
@@ -258,16 +259,25 @@ class ChatTools:
         return [self.profile.native_field(object_type, f) for f in DEAL_FIELDS[:3]]
 
     def _mine(self, object_type: ObjectType) -> SearchFilter:
+        """Records owned by the rep: their CRM owner id as their own connection knows it
+        (HubSpot's owner id, Salesforce's user id), else found by email among the owners."""
         connection = self.guard.connection
         owner_id = ""
         if connection.scope == ConnectionScope.USER:
-            owner_id = connection.crm_owner_id or connection.crm_user_id
-        else:
-            owner_id = owner_id_for_email(self.guard, connection, self.session.user.email) or ""
+            hubspot = self.session.provider == CrmProvider.HUBSPOT
+            owner_id = connection.crm_owner_id if hubspot else connection.crm_user_id
+        email = (
+            connection.crm_user_email
+            if connection.scope == ConnectionScope.USER
+            else self.session.user.email
+        )
+        if not owner_id and email:
+            owner_id = owner_id_for_email(self.guard, connection, email) or ""
         if not owner_id:
             raise ChatRefusal(
-                "I cannot tell which CRM user you are (chat uses the workspace connection, "
-                f"and no CRM owner has your email {self.session.user.email or '(none)'})."
+                f"I cannot tell which {connection.get_provider_display()} user you are, so I "
+                "cannot tell which records are yours: the connection chat uses does not name "
+                f"a CRM user, and no CRM owner has the email {email or '(none)'}."
             )
         return SearchFilter(self.profile.native_field(object_type, "owner"), Operator.EQ, owner_id)
 

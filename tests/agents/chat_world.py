@@ -10,8 +10,8 @@ from django.conf import settings
 from crm_agents.chat.services import do_post_chat_message, do_start_chat_session
 from crm_agents.chat_models import ChatMessage, ChatSession
 from governance.models import Role
-from integrations import oauth, services
-from integrations.models import AuthKind, Connection, ConnectionScope, Credentials
+from integrations import services
+from integrations.models import Connection, ConnectionScope, Credentials
 from integrations.sandbox import seed
 from integrations.sandbox.models import SandboxAccount, SandboxRecord, SandboxRequest
 from tests.factories import member_of
@@ -87,18 +87,14 @@ def connect_rep(world, crm_user, user) -> Connection:
     """The rep's own connection, by OAuth as a rep connects (HubSpot then knows whose it is,
     which a private-app token does not say)."""
     token = seed.issue_token(crm_user, expires_in=timedelta(hours=1), refresh=True)
-    identity = oauth.identify(
-        world.provider, token.access_token, api_base_url=world.connection.api_base_url
-    )
-    return services.do_connect(
+    return services.connect_with_oauth_grant(
         world.workspace,
         world.provider,
         ConnectionScope.USER,
         credentials=Credentials(
             token.access_token, token.refresh_token, token.expires_at.isoformat()
         ),
-        identity=identity,
-        auth_kind=AuthKind.OAUTH,
+        instance_url=world.connection.api_base_url,
         acting_user=user,
         user=user,
     )

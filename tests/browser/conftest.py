@@ -6,12 +6,16 @@ with that reason, except under CI (CI=true), where a missing browser is a failur
 A failing test leaves a full-page screenshot under test-results/screenshots/.
 """
 
+import io
 import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
+
+from governance.review_models import ChangeSet, SetStatus
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-results" / "screenshots"
@@ -82,3 +86,21 @@ def admin_login(live_server, page):
         page.wait_for_selector("#user-tools")
 
     return _login
+
+
+@pytest.fixture
+def demo(settings, sandbox_server) -> str:
+    """The demo workspace connected to the demo CRMs, its 12 calls processed; the sandbox
+    (CRMs and model) answers at the returned URL."""
+    url = sandbox_server.url
+    settings.SANDBOX_URL = url
+    settings.HUBSPOT_API_URL = url
+    settings.HUBSPOT_AUTHORIZE_URL = f"{url}/oauth/authorize"
+    settings.SALESFORCE_LOGIN_URL = url
+    settings.MODEL_BASE_URL = f"{url}/sandbox/openai/v1"
+    out = io.StringIO()
+    call_command("demo_setup", stdout=out)
+    call_command("sandbox_seed", stdout=out)  # demo_agent connects both CRMs
+    call_command("demo_agent", stdout=out, stderr=out)
+    assert ChangeSet.objects.filter(status=SetStatus.PENDING_REVIEW).exists(), out.getvalue()
+    return url

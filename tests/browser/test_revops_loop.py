@@ -6,11 +6,9 @@ post-call page and in the audit; reject another set with a reason; roll the edit
 back; test a workflow on a past call without writing anything.
 """
 
-import io
 import re
 
 import pytest
-from django.core.management import call_command
 from playwright.sync_api import Page, expect
 
 from crm_agents.models import Call, Workflow
@@ -26,24 +24,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 REVIEWER = "revops@demo.example"
 EDITED_AMOUNT = "97500"
 AMOUNT_WORKFLOW = "Deal amount and close date"
-
-
-@pytest.fixture
-def demo(settings, sandbox_server) -> str:
-    """The demo workspace connected to the demo CRMs, its 12 calls processed; the sandbox
-    (CRMs and model) answers at the returned URL."""
-    url = sandbox_server.url
-    settings.SANDBOX_URL = url
-    settings.HUBSPOT_API_URL = url
-    settings.HUBSPOT_AUTHORIZE_URL = f"{url}/oauth/authorize"
-    settings.SALESFORCE_LOGIN_URL = url
-    settings.MODEL_BASE_URL = f"{url}/sandbox/openai/v1"
-    out = io.StringIO()
-    call_command("demo_setup", stdout=out)
-    call_command("sandbox_seed", stdout=out)  # demo_agent connects both CRMs
-    call_command("demo_agent", stdout=out, stderr=out)
-    assert ChangeSet.objects.filter(status=SetStatus.PENDING_REVIEW).exists(), out.getvalue()
-    return url
 
 
 def test_the_revops_loop_on_the_demo_data(demo, live_server, page: Page):

@@ -6,8 +6,8 @@ from datetime import timedelta
 import pytest
 
 from governance.models import Role
-from integrations import oauth, services
-from integrations.models import AuthKind, Connection, Credentials
+from integrations import services
+from integrations.models import Connection, Credentials
 from integrations.sandbox import seed
 from integrations.sandbox.models import SandboxAccount, SandboxUser
 from tests.factories import member_of
@@ -49,15 +49,13 @@ class CrmSetup:
                 user=user,
             )
         token = seed.issue_token(crm_user, expires_in=oauth_expires_in, refresh=True)
-        identity = oauth.identify(self.provider, token.access_token, api_base_url=self.base_url)
         expires = token.expires_at.isoformat() if token.expires_at else None
-        return services.do_connect(
+        return services.connect_with_oauth_grant(
             workspace,
             self.provider,
             scope,
             credentials=Credentials(token.access_token, token.refresh_token, expires),
-            identity=identity,
-            auth_kind=AuthKind.OAUTH,
+            instance_url=self.base_url,
             acting_user=acting_user or user,
             user=user,
         )

@@ -12,6 +12,7 @@ import traceback
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -52,16 +53,22 @@ from integrations.connections import ConnectionProblem
 from integrations.crm.errors import CrmError
 from integrations.crm.profiles import PROFILES
 from integrations.crm.types import ObjectType, Provider
-from integrations.models import Connection, ConnectionScope
+from integrations.models import Connection, ConnectionScope, Credentials
 from integrations.oauth import OAuthFailed
+from integrations.sandbox import seed
 from integrations.sandbox.demo_data import demo_token
+from integrations.sandbox.management.commands.sandbox_seed import DEMO_NAMES
+from integrations.sandbox.models import SandboxUser
 from integrations.sandbox.server import SandboxServerThread
-from integrations.services import connect_with_token
+from integrations.services import connect_with_oauth_grant, connect_with_token
 
 DEMO_SLUG = "demo"
 WORKSPACE_ADMIN = "admin@demo.example"
 REVIEWER = "revops@demo.example"
+REP = "riley@demo.example"
 CRM_ADMIN = "ops@seller.example"  # the demo CRMs' admin: the workspace connects as them
+CRM_REP = "riley@seller.example"  # the rep in the demo CRMs: sees only their own records
+REP_TOKEN_LIFETIME = timedelta(minutes=30)  # as the CRMs' OAuth access tokens; then refreshed
 PROVIDERS = (CrmProvider.HUBSPOT, CrmProvider.SALESFORCE)
 WRITABLE = {
     ObjectType.DEAL: ("next_step", "amount", "close_date", "pain_points", "forecast"),
@@ -109,9 +116,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Sandbox CRMs: {how}")
             if reset:
                 self._reset(workspace)
-            admin, reviewer = _user(WORKSPACE_ADMIN), _user(REVIEWER)
+            admin, reviewer, rep = _user(WORKSPACE_ADMIN), _user(REVIEWER), _user(REP)
             for provider in PROVIDERS:
                 self._configure(workspace, provider, admin, reviewer)
+                self._connect_rep(workspace, provider, rep)
             try:
                 demo_calls = build_demo_calls()
             except DemoDataError as exc:
@@ -148,9 +156,7 @@ class Command(BaseCommand):
                 provider,
                 ConnectionScope.WORKSPACE,
                 access_token=demo_token(provider, CRM_ADMIN),
-                instance_url=settings.SALESFORCE_LOGIN_URL
-                if provider == CrmProvider.SALESFORCE
-                else None,
+                instance_url=_instance_url(provider),
                 acting_user=admin,
             )
             refreshed = do_refresh_properties(connection, acting_user=admin)
@@ -165,6 +171,42 @@ class Command(BaseCommand):
             f"{provider.label}: connected to {connection.crm_account_id} as {CRM_ADMIN} "
             f"(properties: {refreshed}); policy set; workflows: {', '.join(names)}"
         )
+
+    def _connect_rep(
+        self, workspace: Workspace, provider: CrmProvider, rep: AbstractBaseUser
+    ) -> None:
+        """The rep's own connection, which chat uses, so the rep's CRM permissions apply.
+
+        Reps connect by OAuth: a HubSpot private-app token acts as no person, so chat could
+        not tell whose deals are "mine". The demo CRM issues the grant its consent screen
+        would, and the product identifies and stores it as after a real OAuth callback.
+        """
+        crm_user = SandboxUser.objects.filter(
+            account__provider=provider, account__name=DEMO_NAMES[provider], email=CRM_REP
+        ).first()
+        if crm_user is None:
+            raise CommandError(
+                f"The demo {provider.label} has no user {CRM_REP}: run `manage.py sandbox_seed`."
+            )
+        token = seed.issue_token(crm_user, expires_in=REP_TOKEN_LIFETIME, refresh=True)
+        try:
+            connect_with_oauth_grant(
+                workspace,
+                provider,
+                ConnectionScope.USER,
+                credentials=Credentials(
+                    token.access_token, token.refresh_token, token.expires_at.isoformat()
+                ),
+                instance_url=_instance_url(provider),
+                acting_user=rep,
+                user=rep,
+            )
+        except (OAuthFailed, CrmError) as exc:
+            raise CommandError(
+                f"{provider.label}: cannot connect {REP} as {CRM_REP} ({exc}); run "
+                "`manage.py sandbox_seed` to (re)build the demo CRMs."
+            ) from exc
+        self.stdout.write(f"{provider.label}: {REP} connected for chat as {CRM_REP} (OAuth)")
 
     # --- processing -------------------------------------------------------------------------
     def _process(self, calls: list[Call]) -> dict[int, list[str]]:
@@ -308,6 +350,10 @@ def _user(email: str) -> AbstractBaseUser:
     if user is None:
         raise CommandError(f"There is no {email}: run `manage.py demo_setup` first.")
     return user
+
+
+def _instance_url(provider: CrmProvider) -> str | None:
+    return settings.SALESFORCE_LOGIN_URL if provider == CrmProvider.SALESFORCE else None
 
 
 def _check_crm_urls() -> None:
