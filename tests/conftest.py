@@ -70,3 +70,15 @@ def sandbox_server(transactional_db):
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sandbox_urls(settings, sandbox_server) -> str:
+    """Point the CRM clients, OAuth and the model at the served sandbox; its URL."""
+    url = sandbox_server.url
+    settings.SANDBOX_URL = url
+    settings.HUBSPOT_API_URL = url
+    settings.HUBSPOT_AUTHORIZE_URL = f"{url}/oauth/authorize"
+    settings.SALESFORCE_LOGIN_URL = url
+    settings.MODEL_BASE_URL = f"{url}/sandbox/openai/v1"
+    return url

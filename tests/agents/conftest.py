@@ -46,15 +46,10 @@ class AgentWorld:
 
 
 @pytest.fixture(params=["hubspot", "salesforce"])
-def world(request, settings, sandbox_server, workspace) -> AgentWorld:
+def world(request, settings, sandbox_urls, workspace) -> AgentWorld:
     cache.clear()  # stage and owner metadata are cached per connection id
     provider = request.param
-    url = sandbox_server.url
-    settings.SANDBOX_URL = url
-    settings.HUBSPOT_API_URL = url
-    settings.HUBSPOT_AUTHORIZE_URL = f"{url}/oauth/authorize"
-    settings.SALESFORCE_LOGIN_URL = url
-    settings.MODEL_BASE_URL = f"{url}/sandbox/openai/v1"
+    url = sandbox_urls
     model_account, settings.MODEL_API_KEY = seed.create_model_account("rules")
 
     account = seed.create_account(provider, f"{provider} for the agent")

@@ -89,18 +89,12 @@ def admin_login(live_server, page):
 
 
 @pytest.fixture
-def demo(settings, sandbox_server) -> str:
+def demo(sandbox_urls) -> str:
     """The demo workspace connected to the demo CRMs, its 12 calls processed; the sandbox
     (CRMs and model) answers at the returned URL."""
-    url = sandbox_server.url
-    settings.SANDBOX_URL = url
-    settings.HUBSPOT_API_URL = url
-    settings.HUBSPOT_AUTHORIZE_URL = f"{url}/oauth/authorize"
-    settings.SALESFORCE_LOGIN_URL = url
-    settings.MODEL_BASE_URL = f"{url}/sandbox/openai/v1"
     out = io.StringIO()
     call_command("demo_setup", stdout=out)
     call_command("sandbox_seed", stdout=out)  # demo_agent connects both CRMs
     call_command("demo_agent", stdout=out, stderr=out)
     assert ChangeSet.objects.filter(status=SetStatus.PENDING_REVIEW).exists(), out.getvalue()
-    return url
+    return sandbox_urls

@@ -12,18 +12,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 NAMES = {"hubspot": "HubSpot", "salesforce": "Salesforce"}
 
 
-@pytest.fixture
-def crm_urls(settings, sandbox_server):
-    settings.SANDBOX_URL = sandbox_server.url
-    settings.HUBSPOT_API_URL = sandbox_server.url
-    settings.HUBSPOT_AUTHORIZE_URL = f"{sandbox_server.url}/oauth/authorize"
-    settings.SALESFORCE_LOGIN_URL = sandbox_server.url
-    return sandbox_server.url
-
-
 @pytest.mark.parametrize("provider", ["hubspot", "salesforce"])
 def test_an_admin_connects_the_workspace_by_oauth(
-    provider, crm_urls, live_server, page, admin_login, workspace, ws_admin
+    provider, sandbox_urls, live_server, page, admin_login, workspace, ws_admin
 ):
     account = seed.create_account(provider, "Acme's CRM")
     seed.add_user(account, "ops@seller.example", first_name="Avery", last_name="Ops")
@@ -32,7 +23,7 @@ def test_an_admin_connects_the_workspace_by_oauth(
 
     page.click("#crm-connections-link")
     page.get_by_role("button", name=f"Connect {name} for the workspace").click()
-    page.wait_for_url(f"{crm_urls}/**")
+    page.wait_for_url(f"{sandbox_urls}/**")
     expect(page.locator("body")).to_contain_text(f"Sandbox {name}")
     option = page.locator("select[name=user] option", has_text="ops@seller.example")
     page.select_option("select[name=user]", value=option.get_attribute("value"))
@@ -53,7 +44,7 @@ def test_an_admin_connects_the_workspace_by_oauth(
 
 @pytest.mark.parametrize("provider", ["hubspot", "salesforce"])
 def test_a_rep_who_denies_consent_is_told_and_nothing_is_stored(
-    provider, crm_urls, live_server, page, admin_login, workspace, rep
+    provider, sandbox_urls, live_server, page, admin_login, workspace, rep
 ):
     account = seed.create_account(provider, "Acme's CRM")
     seed.add_user(account, "riley@seller.example", first_name="Riley")
@@ -61,7 +52,7 @@ def test_a_rep_who_denies_consent_is_told_and_nothing_is_stored(
 
     page.goto(f"{live_server.url}/connections/")
     page.get_by_role("button", name=f"Connect {NAMES[provider]}", exact=True).click()
-    page.wait_for_url(f"{crm_urls}/**")
+    page.wait_for_url(f"{sandbox_urls}/**")
     page.get_by_role("button", name="Deny").click()
 
     page.wait_for_url(f"{live_server.url}/connections/")

@@ -62,12 +62,7 @@ class CrmSetup:
 
 
 @pytest.fixture
-def crm_settings(settings, sandbox_server):
-    url = sandbox_server.url
-    settings.SANDBOX_URL = url
-    settings.HUBSPOT_API_URL = url
-    settings.HUBSPOT_AUTHORIZE_URL = f"{url}/oauth/authorize"
-    settings.SALESFORCE_LOGIN_URL = url
+def crm_settings(settings, sandbox_urls):
     return settings
 
 
