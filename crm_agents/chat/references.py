@@ -103,6 +103,8 @@ def search_by_name(
     """Records named ``said`` (``extra`` filters added); ``details`` names more properties
     to read per object type than the ones that make a record's label."""
     found: list[Record] = []
+    if object_type is None and "@" in said:
+        object_type = ObjectType.CONTACT  # an email address names a person
     for kind in searchable_types(guard, object_type):
         groups = name_filters(guard, kind, said)
         if not groups:

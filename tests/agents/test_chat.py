@@ -341,3 +341,36 @@ def test_a_failure_inside_the_turn_is_told_to_the_rep_not_swallowed(chat, monkey
     assert f"chat message {reply.in_reply_to.pk}" in reply.content
     assert "chat turn failed" in caplog.text
     assert session.messages.filter(role="user").count() == 1
+
+
+def test_it_finds_contacts_by_email_and_companies_by_domain(world):
+    chat = make_chat_world(world, own_connection=False)
+    world.policy.force_workspace_connection_for_chat = True
+    world.policy.save(update_fields=["force_workspace_connection_for_chat"])
+    session = chat.session()
+
+    by_email = chat.say(session, "find jane@acme.example")
+    by_domain = chat.say(session, "find acme.example")
+
+    assert [(f["object_type"], f["label"]) for f in by_email.activity["found"]] == [
+        ("contact", "Jane Doe")
+    ]
+    assert [(f["object_type"], f["label"]) for f in by_domain.activity["found"]] == [
+        ("company", "Acme Logistics")
+    ]
+
+
+def test_chat_changes_can_follow_the_workflow_review_modes(chat):
+    # The world's policy applies amounts at once and reviews nothing else by default.
+    chat.world.policy.chat_review = ChatReview.POLICY
+    chat.world.policy.review_overrides = {"amount": "auto", "close_date": "review"}
+    chat.world.policy.save(update_fields=["chat_review", "review_overrides"])
+    session = chat.session()
+
+    amount = chat.say(session, "set the amount of Riley Freight to 14000")
+    close_date = chat.say(session, "set its close date to 2027-02-26")
+
+    assert amount.activity["proposed"][0]["status"] == ProposalStatus.APPLIED
+    assert close_date.activity["proposed"][0]["status"] == ProposalStatus.PENDING
+    (written,) = chat.written().values()
+    assert list(written) == [chat.world.native("amount")]
