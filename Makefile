@@ -39,6 +39,7 @@ bench: venv
 	$(BIN)/python bench/sandbox_bench.py
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/admin_bench.py
+	$(BIN)/python bench/chat_bench.py
 
 lint: venv
 	$(BIN)/ruff check .

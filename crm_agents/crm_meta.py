@@ -79,6 +79,19 @@ def deal_stages(guard: Guard, connection) -> list[StageInfo]:
     return stages
 
 
+def described(guard: Guard, connection, object_type: str) -> list[PropertySpec]:
+    """The object's properties as this connection's describe gives them (on Salesforce with
+    the connection user's field-level security), through the guard and kept for a few
+    minutes. Callers filter by the current policy again: the guard filtered these by the
+    policy of the moment they were asked."""
+    key = f"crm-steward:described:{connection.pk}:{connection.created_at.timestamp()}:{object_type}"
+    specs = cache.get(key)
+    if specs is None:
+        specs = guard.describe(ObjectType(object_type))
+        cache.set(key, specs, METADATA_TTL)
+    return [spec for spec in specs if guard.policy.may_read(object_type, spec.name)]
+
+
 def owners(guard: Guard, connection) -> list[Owner]:
     key = f"crm-steward:owners:{connection.pk}:{connection.created_at.timestamp()}"
     found = cache.get(key)

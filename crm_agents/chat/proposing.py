@@ -23,6 +23,7 @@ from crm_agents.chat.references import (
 )
 from crm_agents.coerce import coerce_value, same_value
 from crm_agents.coerce_dates import CoercionError
+from crm_agents.crm_meta import deal_stages
 from crm_agents.records import refresh_set_status, supersede_older
 from governance.models import ReviewMode
 from governance.review_models import (
@@ -63,6 +64,8 @@ class Proposer:
         if spec.read_only:
             raise ChatRefusal(f"{spec.label} is read-only for you in the CRM.")
         raw = args.value
+        if object_type == ObjectType.DEAL:
+            deal_stages(self.guard, self.guard.connection)  # cached: the closed-deal check
         # The policy first: a field outside the whitelist is refused whatever its value.
         said = None if raw is None or str(raw).strip() == "" else str(raw)
         refusals = self.guard.vet_update(

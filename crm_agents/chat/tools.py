@@ -21,7 +21,12 @@ from crm_agents.chat.activity import Activity
 from crm_agents.chat.memory import Remembered, remember
 from crm_agents.chat.references import ChatRefusal
 from crm_agents.chat_models import ChatMessage, ChatSession
-from crm_agents.crm_meta import closed_stage_values, deal_stages, owner_id_for_email
+from crm_agents.crm_meta import (
+    closed_stage_values,
+    deal_stages,
+    described,
+    owner_id_for_email,
+)
 from governance.crm_links import record_url
 from governance.guard import Guard, Refused
 from governance.models import CrmProvider
@@ -201,7 +206,8 @@ class ChatTools:
         """The object's properties the policy lets CRM Steward read, as this connection's
         describe has them (Salesforce: with the rep's own field-level security)."""
         if object_type not in self._specs:
-            self._specs[object_type] = {s.name: s for s in self.guard.describe(object_type)}
+            specs = described(self.guard, self.guard.connection, object_type)
+            self._specs[object_type] = {spec.name: spec for spec in specs}
         return self._specs[object_type]
 
     def url(self, object_type: str, record_id: str) -> str:
