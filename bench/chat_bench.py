@@ -21,12 +21,8 @@ default burst of 100 requests per 10 s they, not the work, set HubSpot's pace
 """
 
 import argparse
-import logging
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -36,6 +32,8 @@ from urllib.parse import parse_qs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import served_sandbox, setup_django  # noqa: E402
 
 CRM_KINDS = ("read", "search", "write")
 TURNS = (
@@ -47,21 +45,6 @@ NEW_CLOSE_DATE = "2027-03-31"
 WRITABLE = ("amount", "close_date", "next_step")
 REP_EMAIL = "riley@seller.example"
 STAGES = {"hubspot": "qualifiedtobuy", "salesforce": "Qualification"}
-
-
-def _setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.pop("REDIS_URL", None)  # Celery eager: the figures are chat's own
-    import django
-
-    django.setup()
-    for name in ("httpx", "httpx2"):  # a line per model call would bury the figures
-        logging.getLogger(name).setLevel(logging.WARNING)
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _deal_name(number: int) -> str:
@@ -269,32 +252,13 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="chat-bench-")
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.sqlite3"
-    _setup_django(database_url)
-    import requests
+    database_url = setup_django("chat-bench", eager=True, quiet_http=True)
     from django.test import override_settings
 
     from integrations.sandbox import seed
-    from integrations.sandbox.server import free_port
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runsandbox", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
     providers = ["hubspot", "salesforce"] if args.provider == "both" else [args.provider]
-    try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/services/data/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with served_sandbox(database_url) as base:
         model_account, api_key = seed.create_model_account("rules")
         with override_settings(
             SANDBOX_URL=base,
@@ -312,9 +276,6 @@ def main() -> None:
             for provider in providers:
                 result = _bench(provider, args.conversations, args.deals, base, model_account)
                 _print(result, args.show_requests)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":

@@ -14,11 +14,8 @@ doing one search, one get and one update per field.
 """
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
@@ -27,21 +24,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import served_sandbox, setup_django  # noqa: E402
+
 FIELDS = ("amount", "close_date", "next_step")
 CRM_KINDS = ("read", "search", "write")  # metadata, auth and model calls are not counted
-
-
-def _setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    os.environ.pop("REDIS_URL", None)  # Celery eager: the figures are the pipeline's own
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
 
 
 def _build_crm(provider: str, companies: int):
@@ -284,58 +270,38 @@ def main() -> None:
     parser.add_argument("--provider", choices=["hubspot", "salesforce", "both"], default="both")
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="pipeline-bench-")
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.sqlite3"
-    _setup_django(database_url)
-    import requests
+    database_url = setup_django("pipeline-bench", eager=True, quiet_http=True)
     from django.conf import settings
     from django.test import override_settings
 
     from integrations.sandbox.seed import ensure_rules_model_account
-    from integrations.sandbox.server import free_port
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runsandbox", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
     providers = ["hubspot", "salesforce"] if args.provider == "both" else [args.provider]
-    try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/services/data/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        with override_settings(
+    with (
+        served_sandbox(database_url) as base,
+        override_settings(
             SANDBOX_URL=base,
             HUBSPOT_API_URL=base,
             SALESFORCE_LOGIN_URL=base,
             MODEL_BASE_URL=f"{base}/sandbox/openai/v1",
-        ):
-            ensure_rules_model_account(settings.MODEL_API_KEY)
-            print(f"{args.calls} calls per CRM, one worker, sandbox model in rules mode")
-            for provider in providers:
-                result = _bench(provider, args.calls, base)
-                baseline = _baseline(
-                    provider, result["account"], result["user"], base, args.baseline_calls
-                )
-                print(
-                    f"{provider:<10} {result['per_minute']:7.0f} calls/min"
-                    f"   p50 {result['p50']:6.0f} ms   p95 {result['p95']:6.0f} ms"
-                    f"   CRM requests/call: run {result['run']:.2f} (max {result['run_max']})"
-                    f" + apply {result['apply']:.2f}"
-                    f" = {result['run'] + result['apply']:.2f}"
-                    f"   naive baseline {baseline:.1f}"
-                    f"   outcomes {result['statuses']}"
-                )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+        ),
+    ):
+        ensure_rules_model_account(settings.MODEL_API_KEY)
+        print(f"{args.calls} calls per CRM, one worker, sandbox model in rules mode")
+        for provider in providers:
+            result = _bench(provider, args.calls, base)
+            baseline = _baseline(
+                provider, result["account"], result["user"], base, args.baseline_calls
+            )
+            print(
+                f"{provider:<10} {result['per_minute']:7.0f} calls/min"
+                f"   p50 {result['p50']:6.0f} ms   p95 {result['p95']:6.0f} ms"
+                f"   CRM requests/call: run {result['run']:.2f} (max {result['run_max']})"
+                f" + apply {result['apply']:.2f}"
+                f" = {result['run'] + result['apply']:.2f}"
+                f"   naive baseline {baseline:.1f}"
+                f"   outcomes {result['statuses']}"
+            )
 
 
 if __name__ == "__main__":

@@ -9,12 +9,9 @@ are switched off for the accounts so the figures measure the emulator, not its l
 """
 
 import argparse
-import os
 import random
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,17 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _setup_django(database_url: str) -> None:
-    os.environ["DATABASE_URL"] = database_url
-    os.environ.setdefault("SECRET_KEY", "bench-only")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+from bench.common import served_sandbox, setup_django  # noqa: E402
 
 
 def _build(provider: str, records: int) -> tuple[str, list[str]]:
@@ -110,12 +97,8 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
 
-    workdir = tempfile.mkdtemp(prefix="sandbox-bench-")
-    database_url = os.environ.get("DATABASE_URL") or f"sqlite:///{workdir}/bench.sqlite3"
-    _setup_django(database_url)
+    database_url = setup_django("sandbox-bench")
     import requests
-
-    from integrations.sandbox.server import free_port
 
     started = time.perf_counter()
     hubspot_token, hubspot_ids = _build("hubspot", args.records)
@@ -125,22 +108,7 @@ def main() -> None:
         f" ({database_url.split(':')[0]})"
     )
 
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runsandbox", "--port", str(port)],
-        cwd=ROOT,
-        env={**os.environ, "DATABASE_URL": database_url},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/services/data/", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+    with served_sandbox(database_url) as base:
         session = requests.Session()
         session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=args.clients * 2))
         hs = {"Authorization": f"Bearer {hubspot_token}"}
@@ -227,9 +195,6 @@ def main() -> None:
                 },
             ),
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 if __name__ == "__main__":
