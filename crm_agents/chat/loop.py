@@ -31,6 +31,8 @@ from integrations.connections import ConnectionProblem, Purpose, provider_label,
 
 PROMPT_VERSION = "chat-v1"
 MAX_TOOL_CALLS_PER_STEP = 5
+# Calls past this many in one answer are not even stored: a flood is one refusal.
+MAX_TOOL_CALLS_KEPT = 10
 MAX_REPLY_CHARS = 8000
 
 
@@ -121,8 +123,15 @@ def _run_tools(session: ChatSession, message, calls: list, tools: ChatTools) -> 
             "name": str(getattr(call.function, "name", "") or "")[:100],
             "arguments": str(getattr(call.function, "arguments", "") or "")[:20_000],
         }
-        for index, call in enumerate(calls)
+        for index, call in enumerate(calls[:MAX_TOOL_CALLS_KEPT])
     ]
+    if len(calls) > MAX_TOOL_CALLS_KEPT:
+        tools.refuse(
+            "(many)",
+            f"The model asked for {len(calls)} tool calls at once; the "
+            f"{len(calls) - MAX_TOOL_CALLS_KEPT} past the first {MAX_TOOL_CALLS_KEPT} were "
+            "ignored.",
+        )
     ChatMessage.objects.create(
         workspace=session.workspace,
         session=session,

@@ -308,6 +308,11 @@ class ChatTools:
                 if record.properties.get(name) not in (None, "")
             }
             items.append({"record": ref, "name": label, **shown})
+            if any(
+                f["id"] == record.id and f["object_type"] == record.object_type
+                for f in self.activity.found
+            ):
+                continue  # found again in the same turn: listed once
             self.activity.found.append(
                 {
                     "object_type": str(record.object_type),

@@ -190,6 +190,23 @@ def test_hostile_tool_calls_are_refused_with_reasons_and_change_nothing(chat, se
     assert current(session).id == own  # what "it" means is the agent's state, not the model's
 
 
+def test_a_flood_of_tool_calls_is_cut_short(chat):
+    session = chat.session()
+    flood = [{"name": "find_records", "arguments": {"query": "Riley"}} for _ in range(500)]
+    chat.scripted(session, {"tool_calls": flood}, {"content": "Here you go."})
+
+    reply = chat.say(session, "find Riley")
+
+    reasons = [item["reason"] for item in reply.activity["refused"]]
+    assert reasons[0] == (
+        "The model asked for 500 tool calls at once; the 490 past the first 10 were ignored."
+    )
+    assert reasons[1:] == ["At most 5 tool calls are run per step."] * 5
+    assert [item["id"] for item in reply.activity["found"]] == [chat.own_deal.crm_id]
+    stored = session.messages.filter(role="tool").count()
+    assert stored == 10
+
+
 def test_a_model_claiming_a_change_it_did_not_make_is_contradicted_by_the_facts(chat):
     session = chat.session()
     chat.scripted(session, {"content": "Done! I set the amount of every deal to $1."})
