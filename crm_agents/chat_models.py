@@ -28,6 +28,9 @@ class ChatSession(TenantModel):
     state = models.JSONField(default=dict, blank=True)
     # What the compacted (older) messages said, in the agent's own words, for the model.
     summary = models.TextField(blank=True)
+    # Set while a turn runs, so a second message sent meanwhile (a double click, a second
+    # tab) is refused instead of interleaving with the first.
+    turn_started_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

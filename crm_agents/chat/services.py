@@ -5,9 +5,12 @@ access happens inside the turn, through the guard (crm_agents/chat/tools.py).
 """
 
 import logging
+from datetime import timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from audit.models import ActorKind
 from audit.services import record_event
@@ -18,6 +21,7 @@ from governance.selectors import workspaces_for_user
 logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_CHARS = 4000
+TURN_TIMEOUT = timedelta(minutes=10)
 TITLE_CHARS = 80
 
 
@@ -70,17 +74,32 @@ def do_post_chat_message(session: ChatSession, text: str, *, user: AbstractBaseU
         raise ChatInputError(
             f"That message is {len(text)} characters; chat takes at most {MAX_MESSAGE_CHARS}."
         )
-    asked = ChatMessage.objects.create(
-        workspace=session.workspace, session=session, role=ChatRole.USER, content=text
-    )
-    if not session.title:
-        session.title = text[:TITLE_CHARS]
-        session.save(update_fields=["title", "updated_at"])
+    if not _start_turn(session):
+        raise ChatInputError(
+            "I am still answering your previous message in this chat; wait for my reply."
+        )
     try:
-        reply = run_turn(session, asked)
-    except Exception:
-        logger.exception("chat turn failed (session %s, message %s)", session.pk, asked.pk)
-        reply = failed_turn(session, asked)
-    reply.in_reply_to = asked  # not stored: messages are ordered, this saves a lookup
-    compact(session)
+        asked = ChatMessage.objects.create(
+            workspace=session.workspace, session=session, role=ChatRole.USER, content=text
+        )
+        if not session.title:
+            session.title = text[:TITLE_CHARS]
+            session.save(update_fields=["title", "updated_at"])
+        try:
+            reply = run_turn(session, asked)
+        except Exception:
+            logger.exception("chat turn failed (session %s, message %s)", session.pk, asked.pk)
+            reply = failed_turn(session, asked)
+        reply.in_reply_to = asked  # not stored: messages are ordered, this saves a lookup
+        compact(session)
+    finally:
+        ChatSession.objects.filter(pk=session.pk).update(turn_started_at=None)
     return reply
+
+
+def _start_turn(session: ChatSession) -> bool:
+    """Take the session's turn with one conditional update; a turn older than TURN_TIMEOUT
+    belongs to a process that died mid-turn and is taken over."""
+    now = timezone.now()
+    free = Q(turn_started_at__isnull=True) | Q(turn_started_at__lt=now - TURN_TIMEOUT)
+    return bool(ChatSession.objects.filter(free, pk=session.pk).update(turn_started_at=now))

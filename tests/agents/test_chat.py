@@ -391,3 +391,27 @@ def test_chat_changes_can_follow_the_workflow_review_modes(chat):
     assert close_date.activity["proposed"][0]["status"] == ProposalStatus.PENDING
     (written,) = chat.written().values()
     assert list(written) == [chat.world.native("amount")]
+
+
+def test_a_second_message_while_a_turn_runs_is_refused_and_a_dead_turn_taken_over(chat):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from crm_agents.chat.services import ChatInputError
+    from crm_agents.chat_models import ChatSession
+
+    session = chat.session()
+    ChatSession.objects.filter(pk=session.pk).update(turn_started_at=timezone.now())
+
+    with pytest.raises(ChatInputError, match="still answering your previous message"):
+        chat.say(session, "find the Riley Freight deal")
+    assert not session.messages.exists()
+
+    dead = timezone.now() - timedelta(minutes=11)
+    ChatSession.objects.filter(pk=session.pk).update(turn_started_at=dead)
+    reply = chat.say(session, "find the Riley Freight deal")
+
+    assert [item["id"] for item in reply.activity["found"]] == [chat.own_deal.crm_id]
+    session.refresh_from_db()
+    assert session.turn_started_at is None
