@@ -20,6 +20,7 @@ from integrations.sandbox.models import SandboxRecord
 pytestmark = pytest.mark.django_db(transaction=True)
 
 BOTH = {"hubspot", "salesforce"}
+REP = "riley@demo.example"
 
 
 @pytest.fixture
@@ -104,6 +105,15 @@ def _a_second_run_creates_nothing() -> None:
     call_command("demo_agent", stdout=out)
 
     assert "nothing to do" in out.getvalue()
+    assert _counts() == before
+
+    # A demo database from before chat: the rep's own connections are added on the next run.
+    reps = Connection.objects.filter(scope=ConnectionScope.USER, user__username=REP)
+    assert set(reps.values_list("provider", flat=True)) == BOTH
+    reps.delete()
+    call_command("demo_agent", stdout=io.StringIO())
+
+    assert set(reps.values_list("provider", flat=True)) == BOTH
     assert _counts() == before
 
 

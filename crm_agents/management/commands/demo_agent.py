@@ -109,6 +109,7 @@ class Command(BaseCommand):
                 f"{workspace} already has {processed.count()} processed demo calls: nothing "
                 "to do (`manage.py demo_agent --reset` starts over)."
             )
+            self._connect_rep_if_missing(workspace)
             self._where_to_look()
             return
         _check_crm_urls()
@@ -274,11 +275,28 @@ class Command(BaseCommand):
         )
         self._where_to_look()
 
+    def _connect_rep_if_missing(self, workspace: Workspace) -> None:
+        """A demo database made before chat existed has no rep connections: add them."""
+        rep = _user(REP)
+        connected = set(
+            Connection.objects.filter(
+                workspace=workspace, scope=ConnectionScope.USER, user=rep
+            ).values_list("provider", flat=True)
+        )
+        missing = [provider for provider in PROVIDERS if provider not in connected]
+        if not missing:
+            return
+        _check_crm_urls()
+        with _sandbox_served(settings.SANDBOX_URL):
+            for provider in missing:
+                self._connect_rep(workspace, provider, rep)
+
     def _where_to_look(self) -> None:
         self.stdout.write(
             self.style.SUCCESS(
                 f"Log in as {REVIEWER} (password {DEMO_PASSWORD}) at "
-                "http://127.0.0.1:8000/admin/ and open Change sets."
+                "http://127.0.0.1:8000/admin/ and open Change sets; as "
+                f"{REP} and open Chat."
             )
         )
 
