@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from governance.models import CrmProvider, TenantModel
+from governance.review_models import CHAT_WORKFLOW_LABEL, chat_label
 
 
 class ChatRole(models.TextChoices):
@@ -40,6 +41,10 @@ class ChatSession(TenantModel):
 
     def __str__(self) -> str:
         return self.title or f"Chat {self.pk}"
+
+    def audit_labels(self) -> dict[str, str]:
+        """The labels of every audit event of this chat (record_event's keywords)."""
+        return {"workflow_label": CHAT_WORKFLOW_LABEL, "run_label": chat_label(self.pk)}
 
     @property
     def script_key(self) -> str:

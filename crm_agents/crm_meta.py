@@ -6,6 +6,9 @@ kept for a few minutes: they change rarely, and asking on every run would double
 requests of a run.
 """
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django.core.cache import cache
 
 from governance.guard import Guard
@@ -15,6 +18,7 @@ from integrations.crm.types import ObjectType, Owner, PropertyOption, PropertySp
 from integrations.models import Connection, ConnectionScope
 
 METADATA_TTL = 300  # seconds
+T = TypeVar("T")
 
 
 def property_specs(connection, object_type: str) -> dict[str, PropertySpec]:
@@ -69,12 +73,19 @@ def _type_of(name: str) -> PropertyType:
         return PropertyType.STRING
 
 
+def _per_connection(connection, what: str, ask: Callable[[], T]) -> T:
+    """``ask()``'s answer, kept for METADATA_TTL per connection (a reconnected slot is a
+    new connection row, so it never sees the old one's answers)."""
+    key = f"crm-steward:{what}:{connection.pk}:{connection.created_at.timestamp()}"
+    found = cache.get(key)
+    if found is None:
+        found = ask()
+        cache.set(key, found, METADATA_TTL)
+    return found
+
+
 def deal_stages(guard: Guard, connection) -> list[StageInfo]:
-    key = f"crm-steward:stages:{connection.pk}:{connection.created_at.timestamp()}"
-    stages = cache.get(key)
-    if stages is None:
-        stages = guard.deal_stages()
-        cache.set(key, stages, METADATA_TTL)
+    stages = _per_connection(connection, "stages", guard.deal_stages)
     guard.prime_stages(stages)
     return stages
 
@@ -84,21 +95,14 @@ def described(guard: Guard, connection, object_type: str) -> list[PropertySpec]:
     the connection user's field-level security), through the guard and kept for a few
     minutes. Callers filter by the current policy again: the guard filtered these by the
     policy of the moment they were asked."""
-    key = f"crm-steward:described:{connection.pk}:{connection.created_at.timestamp()}:{object_type}"
-    specs = cache.get(key)
-    if specs is None:
-        specs = guard.describe(ObjectType(object_type))
-        cache.set(key, specs, METADATA_TTL)
+    specs = _per_connection(
+        connection, f"described:{object_type}", lambda: guard.describe(ObjectType(object_type))
+    )
     return [spec for spec in specs if guard.policy.may_read(object_type, spec.name)]
 
 
 def owners(guard: Guard, connection) -> list[Owner]:
-    key = f"crm-steward:owners:{connection.pk}:{connection.created_at.timestamp()}"
-    found = cache.get(key)
-    if found is None:
-        found = guard.owners()
-        cache.set(key, found, METADATA_TTL)
-    return found
+    return _per_connection(connection, "owners", guard.owners)
 
 
 def owner_id_for_email(guard: Guard, connection, email: str) -> str | None:

@@ -151,9 +151,9 @@ class _Steps:
             resolved,
             policy,
             labels={
-                "workflow": run.workflow_label,
-                "call": str(self.call)[:200],
-                "run": f"run {run.pk}",
+                "workflow_label": run.workflow_label,
+                "call_label": str(self.call)[:200],
+                "run_label": f"run {run.pk}",
             },
         )
         self.policy = policy

@@ -284,14 +284,18 @@ RUN_STATUS_OF_SET = {
 
 def settle(steps, change_set: ChangeSet) -> tuple[str, str]:
     """Hand approved proposals to the apply step, then say where the run stands."""
-    from crm_agents import tasks
-
-    # Fields the policy lets through are written now, even while others of the same
-    # record wait for review.
-    if change_set.proposals.filter(status=ProposalStatus.APPROVED).exists():
-        transaction.on_commit(lambda: tasks.apply_change_set.delay(change_set.pk))
+    hand_to_apply(change_set)
     change_set.refresh_from_db(fields=["status"])
     return run_status_for(change_set)
+
+
+def hand_to_apply(change_set: ChangeSet) -> None:
+    """Approved proposals are written now (once the transaction commits), even while
+    other fields of the same record wait for review."""
+    from crm_agents import tasks
+
+    if change_set.proposals.filter(status=ProposalStatus.APPROVED).exists():
+        transaction.on_commit(lambda: tasks.apply_change_set.delay(change_set.pk))
 
 
 def run_status_for(change_set: ChangeSet) -> tuple[str, str]:

@@ -215,8 +215,7 @@ def _conflict(change_set, guard: Guard, proposal: ChangeProposal, crm_value, rea
         after=proposal.value_to_write,
         reason=proposal.status_reason,
         context={"crm_value": crm_value, "proposal": proposal.pk},
-        workflow_label=change_set.workflow_label,
-        call_label=change_set.call_title[:200],
+        **change_set.audit_labels(),
     )
 
 

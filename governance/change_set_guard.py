@@ -53,22 +53,10 @@ def change_set_guard(
         policy,
         actor_user=actor,
         actor_kind=actor_kind,
-        labels=audit_labels(change_set),
+        labels=change_set.audit_labels(),
     )
     if change_set.object_type == ObjectType.DEAL:
         from crm_agents.crm_meta import deal_stages
 
         deal_stages(guard, resolved.connection)  # cached: the closed-deal check asks nothing
     return guard
-
-
-def audit_labels(change_set: ChangeSet) -> dict[str, str]:
-    if change_set.chat_session_id:
-        run = f"chat {change_set.chat_session_id}"
-    else:
-        run = f"run {change_set.run_id}" if change_set.run_id else ""
-    return {
-        "workflow": change_set.workflow_label,
-        "call": change_set.call_title[:200],
-        "run": run,
-    }

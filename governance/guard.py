@@ -95,7 +95,7 @@ class Guard:
         actor_user: AbstractBaseUser | None = None,
         connection=None,
         scope: str = "",
-        labels: Mapping[str, str] | None = None,
+        labels: Mapping[str, str] | None = None,  # workflow_label, call_label, run_label
     ) -> None:
         self._client = _Counting(client)
         self.profile = client.profile
@@ -108,7 +108,7 @@ class Guard:
             "crm": str(self.profile.provider),
             "connection": connection,
             "scope": scope,
-            **{f"{name}_label": value for name, value in (labels or {}).items()},
+            **(labels or {}),
         }
         self._stages: dict[str, StageInfo] | None = None
 

@@ -27,9 +27,7 @@ def _audit(change_set: ChangeSet, action: str, actor, *, field: str = "", **fiel
         object_type=change_set.object_type,
         record_id=change_set.record_id,
         field=field,
-        workflow_label=change_set.workflow_label,
-        call_label=change_set.call_title[:200],
-        run_label=f"run {change_set.run_id}" if change_set.run_id else "",
+        **change_set.audit_labels(),
         **fields,
     )
 

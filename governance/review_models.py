@@ -8,6 +8,13 @@ from django.db import models
 
 from governance.models import CrmProvider, ObjectTypeChoice, ReviewMode, TenantModel
 
+CHAT_WORKFLOW_LABEL = "Chat"
+
+
+def chat_label(session_id: int) -> str:
+    """How audit events and change sets name a chat session."""
+    return f"chat {session_id}"
+
 
 class SetStatus(models.TextChoices):
     NEEDS_CHOICE = "needs_choice", "Needs a choice of record"
@@ -114,6 +121,18 @@ class ChangeSet(TenantModel):
     @property
     def from_chat(self) -> bool:
         return self.requested_by_id is not None
+
+    def audit_labels(self) -> dict[str, str]:
+        """The labels of every audit event about this set (record_event's keywords)."""
+        if self.chat_session_id:
+            run = chat_label(self.chat_session_id)
+        else:
+            run = f"run {self.run_id}" if self.run_id else ""
+        return {
+            "workflow_label": self.workflow_label,
+            "call_label": self.call_title[:200],
+            "run_label": run,
+        }
 
 
 class ProposalStatus(models.TextChoices):

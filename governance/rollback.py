@@ -350,9 +350,7 @@ def _audit(
         after=proposal.current_value,
         reason=reason,
         context={"proposal": proposal.pk, **(context or {})},
-        workflow_label=change_set.workflow_label,
-        call_label=change_set.call_title[:200],
-        run_label=f"run {change_set.run_id}" if change_set.run_id else "",
+        **change_set.audit_labels(),
     )
 
 

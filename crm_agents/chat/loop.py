@@ -12,21 +12,19 @@ import json
 from datetime import date
 
 from django.conf import settings
-from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import ActorKind
 from crm_agents import extraction
 from crm_agents.chat.activity import Activity, ErrorKind
 from crm_agents.chat.memory import context_note, model_messages
-from crm_agents.chat.proposing import CHAT_WORKFLOW_LABEL
 from crm_agents.chat.tools import TOOL_SPECS, ChatTools
 from crm_agents.chat_models import ChatMessage, ChatRole, ChatSession
 from crm_agents.prompts import template
+from crm_agents.records import hand_to_apply
 from governance.guard import Guard
 from governance.models import Policy
-from governance.review_models import ChangeProposal, ProposalStatus
+from governance.review_models import ChangeProposal
 from integrations.connections import ConnectionProblem, Purpose, provider_label, resolve_connection
 
 PROMPT_VERSION = "chat-v1"
@@ -72,7 +70,7 @@ def run_turn(session: ChatSession, asked: ChatMessage) -> ChatMessage:
         policy,
         actor_kind=ActorKind.USER,
         actor_user=session.user,
-        labels={"workflow": CHAT_WORKFLOW_LABEL, "run": f"chat {session.pk}"},
+        labels=session.audit_labels(),
     )
     tools = ChatTools(session, guard, activity, asked)
     text = _converse(session, client, tools, activity, crm)
@@ -170,11 +168,8 @@ def _system_prompt(session: ChatSession, crm: str) -> str:
 
 def _hand_over(tools: ChatTools) -> None:
     """Approved changes go to the apply step now; the reply then says where each stands."""
-    from crm_agents import tasks
-
     for change_set in tools.proposer.sets.values():
-        if change_set.proposals.filter(status=ProposalStatus.APPROVED).exists():
-            transaction.on_commit(lambda pk=change_set.pk: tasks.apply_change_set.delay(pk))
+        hand_to_apply(change_set)
     ids = [item["proposal"] for item in tools.activity.proposed]
     proposals = ChangeProposal.objects.in_bulk(ids)
     for item in tools.activity.proposed:
@@ -183,7 +178,6 @@ def _hand_over(tools: ChatTools) -> None:
             item["status"] = proposal.status
             item["status_label"] = proposal.get_status_display()
             item["status_reason"] = proposal.status_reason
-        item["url"] = reverse("admin:governance_changeset_change", args=[item["change_set"]])
 
 
 def failed_turn(session: ChatSession, asked: ChatMessage) -> ChatMessage:

@@ -48,7 +48,8 @@ def remember(session: ChatSession, records: list[Remembered], *, it: Remembered 
     """Add ``records`` (most recent last) and make ``it`` the current record; an empty
     ``it`` leaves the current record as it was (a search that found several changes
     nothing about what "it" means)."""
-    kept = [r for r in remembered(session) if r.ref not in {new.ref for new in records}]
+    new = {record.ref for record in records}
+    kept = [r for r in remembered(session) if r.ref not in new]
     kept = [*kept, *records][-MAX_REMEMBERED:]
     state = {"records": [asdict(record) for record in kept]}
     previous = (session.state or {}).get("it")

@@ -9,6 +9,7 @@ policy's chat setting says, with the rep as the one who asked.
 """
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from audit.models import ActorKind
@@ -27,6 +28,7 @@ from crm_agents.crm_meta import deal_stages
 from crm_agents.records import refresh_set_status, supersede_older
 from governance.models import ReviewMode
 from governance.review_models import (
+    CHAT_WORKFLOW_LABEL,
     ChangeProposal,
     ChangeSet,
     ProposalStatus,
@@ -35,7 +37,6 @@ from governance.review_models import (
 )
 from integrations.crm.types import ObjectType, Record
 
-CHAT_WORKFLOW_LABEL = "Chat"
 EVIDENCE_CHARS = 1000
 
 
@@ -155,9 +156,7 @@ class Proposer:
             before=proposal.current_value,
             after=value,
             reason=reason,
-            workflow_label=CHAT_WORKFLOW_LABEL,
-            call_label=change_set.call_title[:200],
-            run_label=f"chat {session.pk}",
+            **change_set.audit_labels(),
             context={"change_set": change_set.pk, "proposal": proposal.pk},
         )
         self.tools.activity.proposed.append(
@@ -172,7 +171,7 @@ class Proposer:
                 "value": value,
                 "status": proposal.status,
                 "status_label": proposal.get_status_display(),
-                "url": "",
+                "url": reverse("admin:governance_changeset_change", args=[change_set.pk]),
             }
         )
         return proposal

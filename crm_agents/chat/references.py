@@ -110,10 +110,23 @@ def search_by_name(
         if not groups:
             continue
         groups = tuple((*group, *extra) for group in groups)
-        properties = [*label_fields(guard, kind), *(details(kind) if details else [])]
-        query = SearchQuery(kind, filter_groups=groups, properties=tuple(properties), limit=10)
-        found.extend(guard.search(query).records)
+        found.extend(search(guard, kind, groups, details))
     return found[:SEARCH_LIMIT]
+
+
+def search(
+    guard: Guard,
+    object_type: ObjectType,
+    groups: tuple,
+    details: Callable[[ObjectType], list[str]] | None = None,
+) -> list[Record]:
+    """One page of records matching ``groups``, read with their label fields and
+    ``details``."""
+    properties = [*label_fields(guard, object_type), *(details(object_type) if details else [])]
+    query = SearchQuery(
+        object_type, filter_groups=groups, properties=tuple(properties), limit=SEARCH_LIMIT
+    )
+    return list(guard.search(query).records)
 
 
 def resolve_record(

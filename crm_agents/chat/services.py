@@ -48,7 +48,7 @@ def do_start_chat_session(
         actor_kind=ActorKind.USER,
         actor_user=user,
         crm=provider,
-        run_label=f"chat {session.pk}",
+        **session.audit_labels(),
         context={"session": session.pk},
     )
     return session

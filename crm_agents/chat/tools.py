@@ -37,7 +37,6 @@ from integrations.crm.types import (
     PropertySpec,
     Record,
     SearchFilter,
-    SearchQuery,
 )
 from integrations.models import ConnectionScope
 
@@ -195,8 +194,7 @@ class ChatTools:
             actor_user=self.session.user,
             crm=self.session.provider,
             reason=reason[:2000],
-            run_label=f"chat {self.session.pk}",
-            workflow_label="Chat",
+            **self.session.audit_labels(),
             context={"tool": str(tool)[:100]},
         )
         return {"refused": True, "reason": reason, "summary": f"Refused: {reason}"}
@@ -210,18 +208,22 @@ class ChatTools:
             self._specs[object_type] = {spec.name: spec for spec in specs}
         return self._specs[object_type]
 
-    def url(self, object_type: str, record_id: str) -> str:
+    def _record_item(self, record: Remembered) -> dict:
+        """A record as the turn's activity lists it, with its page in the CRM."""
         connection = self.guard.connection
-        return (
-            record_url(
-                self.session.provider,
-                str(object_type),
-                record_id,
-                account_id=connection.crm_account_id,
-                base_url=connection.api_base_url,
-            )
-            or ""
+        url = record_url(
+            self.session.provider,
+            record.object_type,
+            record.id,
+            account_id=connection.crm_account_id,
+            base_url=connection.api_base_url,
         )
+        return {
+            "object_type": record.object_type,
+            "id": record.id,
+            "label": record.label,
+            "url": url or "",
+        }
 
     def shown(self, record: Record, native: str) -> str | None:
         value = record.properties.get(native)
@@ -255,7 +257,7 @@ class ChatTools:
                 self.guard, query, object_type, tuple(extra), details=self._details
             )
         else:
-            found = self._search(object_type, ((*extra,),))
+            found = references.search(self.guard, object_type, ((*extra,),), self._details)
         return self._found(found, query or "your open deals")
 
     def _details(self, object_type: ObjectType) -> list[str]:
@@ -268,15 +270,12 @@ class ChatTools:
         """Records owned by the rep: their CRM owner id as their own connection knows it
         (HubSpot's owner id, Salesforce's user id), else found by email among the owners."""
         connection = self.guard.connection
-        owner_id = ""
         if connection.scope == ConnectionScope.USER:
             hubspot = self.session.provider == CrmProvider.HUBSPOT
             owner_id = connection.crm_owner_id if hubspot else connection.crm_user_id
-        email = (
-            connection.crm_user_email
-            if connection.scope == ConnectionScope.USER
-            else self.session.user.email
-        )
+            email = connection.crm_user_email
+        else:
+            owner_id, email = "", self.session.user.email
         if not owner_id and email:
             owner_id = owner_id_for_email(self.guard, connection, email) or ""
         if not owner_id:
@@ -287,43 +286,23 @@ class ChatTools:
             )
         return SearchFilter(self.profile.native_field(object_type, "owner"), Operator.EQ, owner_id)
 
-    def _search(self, object_type: ObjectType, groups: tuple) -> list[Record]:
-        properties = [
-            *references.label_fields(self.guard, object_type),
-            *self._details(object_type),
-        ]
-        page = self.guard.search(
-            SearchQuery(object_type, filter_groups=groups, properties=tuple(properties), limit=10)
-        )
-        return list(page.records)
-
     def _found(self, found: list[Record], what: str) -> dict:
-        items = []
+        items, remembered = [], []
         for record in found:
-            label = references.label_of(self.guard, record)
-            ref = f"{record.object_type}:{record.id}"
+            it = Remembered(
+                str(record.object_type), record.id, references.label_of(self.guard, record)
+            )
+            remembered.append(it)
             shown = {
                 self.profile.canonical_field(record.object_type, name): self.shown(record, name)
                 for name in self._details(record.object_type)
                 if record.properties.get(name) not in (None, "")
             }
-            items.append({"record": ref, "name": label, **shown})
-            if any(
-                f["id"] == record.id and f["object_type"] == record.object_type
-                for f in self.activity.found
-            ):
-                continue  # found again in the same turn: listed once
-            self.activity.found.append(
-                {
-                    "object_type": str(record.object_type),
-                    "id": record.id,
-                    "label": label,
-                    "url": self.url(record.object_type, record.id),
-                }
-            )
-        remembered = [
-            Remembered(str(r.object_type), r.id, references.label_of(self.guard, r)) for r in found
-        ]
+            items.append({"record": it.ref, "name": it.label, **shown})
+            if not any(
+                f["id"] == it.id and f["object_type"] == it.object_type for f in self.activity.found
+            ):  # found again in the same turn: once
+                self.activity.found.append(self._record_item(it))
         remember(self.session, remembered, it=remembered[0] if len(remembered) == 1 else None)
         if not found:
             summary = f"I found nothing for {what} within your access."
@@ -352,16 +331,8 @@ class ChatTools:
         record = self.guard.get(object_type, target.id, names)
         label = references.label_of(self.guard, record)
         values = {specs[n].label if n in specs else n: self.shown(record, n) for n in natives}
-        self.activity.read.append(
-            {
-                "object_type": str(object_type),
-                "id": record.id,
-                "label": label,
-                "url": self.url(object_type, record.id),
-                "values": values,
-            }
-        )
         it = Remembered(str(object_type), record.id, label)
+        self.activity.read.append({**self._record_item(it), "values": values})
         remember(self.session, [it], it=it)
         shown = "; ".join(
             f"{name}: {value if value not in (None, '') else '(empty)'}"
