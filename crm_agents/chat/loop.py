@@ -79,10 +79,12 @@ def run_turn(session: ChatSession, asked: ChatMessage) -> ChatMessage:
 
 
 def _converse(session, client, tools: ChatTools, activity: Activity, crm: str) -> str:
+    system = {"role": "system", "content": _system_prompt(session, crm)}
     for _ in range(settings.CHAT_MAX_STEPS):
         activity.steps += 1
         messages = [
-            {"role": "system", "content": _system_prompt(session, crm)},
+            system,
+            # The memory is re-read each step: the tools change what "it" is.
             {"role": "system", "content": context_note(session)},
             *model_messages(session),
         ]

@@ -22,7 +22,7 @@ from crm_agents.chat.references import (
     resolve_field,
     resolve_record,
 )
-from crm_agents.coerce import coerce_value, same_value
+from crm_agents.coerce import WriteMode, coerce_value, same_value
 from crm_agents.coerce_dates import CoercionError
 from crm_agents.crm_meta import deal_stages
 from crm_agents.records import refresh_set_status, supersede_older
@@ -120,9 +120,9 @@ class Proposer:
             field=canonical,
             native_field=native,
             label=spec.label,
-            write_mode="overwrite",
+            write_mode=WriteMode.OVERWRITE,  # the rep said the value to set
             review_mode=mode,
-            raw_value=raw if raw is None or isinstance(raw, (str, int, float, bool)) else str(raw),
+            raw_value=raw,  # a JSON scalar: the tool's arguments are checked for that
             proposed_value=value,
             current_value=record.properties.get(native),
             current_modified_at=record.modified_at.get(native),
