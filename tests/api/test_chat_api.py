@@ -3,9 +3,9 @@
 workspace API key cannot chat."""
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 
-from crm_agents.chat import services as chat_services
 from crm_agents.chat.services import MAX_MESSAGE_CHARS, do_start_chat_session
 from crm_agents.chat_models import ChatMessage, ChatRole, ChatSession
 from governance.models import Role
@@ -227,16 +227,17 @@ def test_a_bad_message_is_a_400_and_stores_nothing(api_as, rep, rep_session, bod
     assert not ChatMessage.objects.exists()
 
 
-def test_a_message_the_service_refuses_is_a_400_in_its_words(api_as, rep, rep_session, monkeypatch):
-    def refuse(session, text, *, user):
-        raise chat_services.ChatInputError("This chat belongs to someone else.")
-
-    monkeypatch.setattr(chat_services, "do_post_chat_message", refuse)
+def test_a_message_the_service_refuses_is_a_400_in_its_words(api_as, rep, rep_session):
+    # A turn is still running in this session (a double click, a second tab).
+    ChatSession.objects.filter(pk=rep_session.pk).update(turn_started_at=timezone.now())
 
     response = api_as(rep).post(_messages_url(rep_session.pk), {"text": "hi"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"detail": "This chat belongs to someone else."}
+    assert response.json() == {
+        "detail": "I am still answering your previous message in this chat; wait for my reply."
+    }
+    assert not ChatMessage.objects.exists()
 
 
 def test_without_a_crm_connection_the_reply_says_to_connect(api_as, rep, rep_session):
