@@ -103,6 +103,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Serves /static/ from STATIC_ROOT in every process, so no separate web server is needed.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -170,7 +172,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# `manage.py collectstatic` fills it; a relative path is taken from the project directory.
+STATIC_ROOT = BASE_DIR / (env.str("STATIC_ROOT", default="").strip() or "staticfiles")
+# Compressed (gzip) copies made by collectstatic, served by whitenoise. Not the manifest
+# (hashed names) storage: that one makes every {% static %} fail until collectstatic has run,
+# which the test suite (DEBUG off) never does, and a release that forgot it would break every
+# admin page. Unhashed names cost a revalidation after whitenoise's 60 s cache lifetime.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 
 LOGIN_URL = "admin:login"
 
