@@ -267,6 +267,10 @@ CELERY_BEAT_SCHEDULE: dict = {}
 # --- Sandbox ------------------------------------------------------------------------------
 # Where the local HubSpot / Salesforce / OpenAI emulators are served (`manage.py runsandbox`).
 SANDBOX_URL = (_url("SANDBOX_URL", {"http", "https"}) or "http://127.0.0.1:8100").rstrip("/")
+# Off: the sandbox's models leave the admin and `runsandbox` refuses to start (its tables
+# stay, so migrations still apply). On by default because the CRM and model URLs below
+# default to the sandbox; the production Procfile runs the web process with it off.
+SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", True)
 
 # --- CRM connections ------------------------------------------------------------------------
 # This site's own address, for links in messages ("connect HubSpot at …") and OAuth redirects.

@@ -1,6 +1,9 @@
 """The sandbox in the admin, for the platform's superusers: tune an account's limits and
-faults, look at its users, records and every request it answered."""
+faults, look at its users, records and every request it answered.
 
+Registered only with SANDBOX_ENABLED: a production site shows no emulator pages."""
+
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest
 
@@ -16,7 +19,6 @@ class ReadOnlyMixin:
         return False
 
 
-@admin.register(SandboxAccount)
 class SandboxAccountAdmin(SuperuserOnlyAdmin):
     list_display = ["name", "provider", "external_id", "model_mode", "created_at"]
     list_filter = ["provider"]
@@ -47,14 +49,12 @@ class SandboxAccountAdmin(SuperuserOnlyAdmin):
         return False  # accounts come from sandbox_seed, scenarios and tests
 
 
-@admin.register(SandboxUser)
 class SandboxUserAdmin(ReadOnlyMixin, SuperuserOnlyAdmin):
     list_display = ["email", "account", "access", "team", "crm_user_id", "is_active"]
     list_filter = ["account", "access"]
     search_fields = ["email"]
 
 
-@admin.register(SandboxRecord)
 class SandboxRecordAdmin(ReadOnlyMixin, SuperuserOnlyAdmin):
     list_display = ["crm_id", "object_name", "account", "owner", "updated_at", "deleted_at"]
     list_filter = ["account", "object_name"]
@@ -62,10 +62,16 @@ class SandboxRecordAdmin(ReadOnlyMixin, SuperuserOnlyAdmin):
     list_select_related = ["account", "owner"]
 
 
-@admin.register(SandboxRequest)
 class SandboxRequestAdmin(ReadOnlyMixin, SuperuserOnlyAdmin):
     list_display = ["started_at", "account", "method", "path", "status", "kind", "duration_ms"]
     list_filter = ["account", "kind", "status", "method"]
     search_fields = ["path", "correlation_id"]
     list_select_related = ["account"]
     date_hierarchy = "started_at"
+
+
+if settings.SANDBOX_ENABLED:
+    admin.site.register(SandboxAccount, SandboxAccountAdmin)
+    admin.site.register(SandboxUser, SandboxUserAdmin)
+    admin.site.register(SandboxRecord, SandboxRecordAdmin)
+    admin.site.register(SandboxRequest, SandboxRequestAdmin)
