@@ -44,6 +44,8 @@ _OURS = {
     "CELERY_TASK_TIME_LIMIT",
     "CELERY_TASK_SOFT_TIME_LIMIT",
     "DB_CONN_MAX_AGE",
+    "SANDBOX_ENABLED",
+    "STATIC_ROOT",
 }
 
 
@@ -74,6 +76,7 @@ def test_database_url_selects_postgresql_and_redis_url_selects_a_broker():
         ("CELERY_TASK_TIME_LIMIT", "-5", "CELERY_TASK_TIME_LIMIT='-5' must be at least 1"),
         ("CELERY_TASK_TIME_LIMIT", "100", "CELERY_TASK_TIME_LIMIT must be greater than"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL='LOUD' is not one of"),
+        ("SANDBOX_ENABLED", "perhaps", "SANDBOX_ENABLED='perhaps' is not a boolean"),
     ],
 )
 def test_a_malformed_value_stops_the_start_naming_the_variable(variable, value, message):
