@@ -38,6 +38,9 @@ class Outcome(models.TextChoices):
     FAILED = "failed", "Failed"
     DRY_RUN = "dry_run", "Dry run"
     PAUSED = "paused", "Paused"
+    # A write was sent and its answer lost: it may or may not have happened. A later event
+    # says what reading the CRM showed.
+    UNKNOWN = "unknown", "Unknown (answer lost)"
 
 
 class AppendOnlyQuerySet(models.QuerySet):

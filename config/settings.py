@@ -262,7 +262,69 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_RESULT_EXPIRES = 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BEAT_SCHEDULE: dict = {}
+# Sending a message gives up fast when the broker is down: what was accepted is already in
+# the database, and the reconciler sends it later (DESIGN.md invariant 9).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+
+# Queues: runs (the pipeline) and apply (writes) are served by separate workers, so an
+# approved change never waits behind a backlog of calls; reconcile is taken by whichever
+# worker is free. Procfile starts one worker per queue.
+CELERY_TASK_DEFAULT_QUEUE = "runs"
+CELERY_TASK_ROUTES = {
+    "crm_agents.process_call": {"queue": "runs"},
+    "crm_agents.run_workflow": {"queue": "runs"},
+    "crm_agents.apply_change_set": {"queue": "apply"},
+    "crm_agents.reconcile": {"queue": "reconcile"},
+}
+
+# --- Owed work: leases, retries, the reconciler -----------------------------------------
+# A worker holds a run or an apply for at most WORK_LEASE_SECONDS; after that (or when the
+# same task is delivered again, which means its first worker died) another one takes over
+# and settles it from the facts. It must exceed the hard task time limit.
+WORK_LEASE_SECONDS = _int("WORK_LEASE_SECONDS", CELERY_TASK_TIME_LIMIT + 60, minimum=1)
+if WORK_LEASE_SECONDS <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        "WORK_LEASE_SECONDS must be greater than CELERY_TASK_TIME_LIMIT, so no claim expires "
+        "while its task may still be running."
+    )
+# Owed work with no progress for this long has lost its message (an emptied queue, a
+# broker that was down when it was accepted): the reconciler sends it again.
+REQUEUE_AFTER_SECONDS = _int("REQUEUE_AFTER_SECONDS", 300, minimum=1)
+# How often Celery beat runs the reconciler (`manage.py reconcile` runs it once).
+RECONCILE_EVERY_SECONDS = _int("RECONCILE_EVERY_SECONDS", 60, minimum=1)
+# Retries of a transient CRM or model failure: the task retries itself this many times with
+# a growing back-off (RETRY_BASE_SECONDS doubling, capped at RETRY_MAX_DELAY_SECONDS); then
+# the reconciler keeps trying, the back-off still growing, until CRM_OUTAGE_LIMIT_SECONDS
+# after the first failure, when the item fails with its reason.
+TASK_MAX_RETRIES = _int("TASK_MAX_RETRIES", 6)
+RETRY_BASE_SECONDS = _int("RETRY_BASE_SECONDS", 2, minimum=1)
+RETRY_MAX_DELAY_SECONDS = _int("RETRY_MAX_DELAY_SECONDS", 1800, minimum=1)
+CRM_OUTAGE_LIMIT_SECONDS = _int("CRM_OUTAGE_LIMIT_SECONDS", 24 * 3600, minimum=1)
+# Redis hands an unacknowledged message to another worker after this long; above the task
+# time limit and the longest retry countdown a task schedules itself (RETRY_TASK_COUNTDOWN_CAP),
+# so a message is never redelivered while its task may still be running or waiting.
+RETRY_TASK_COUNTDOWN_CAP = 300
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": max(WORK_LEASE_SECONDS, RETRY_TASK_COUNTDOWN_CAP) + 60,
+    "socket_connect_timeout": 3,
+    "socket_timeout": 10,
+}
+CELERY_BEAT_SCHEDULE: dict = {
+    "reconcile": {
+        "task": "crm_agents.reconcile",
+        "schedule": float(RECONCILE_EVERY_SECONDS),
+        # A pass nobody took in time is dropped: the next one does the same work.
+        "options": {"expires": float(RECONCILE_EVERY_SECONDS)},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = env.str(
+    "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
+)
 
 # --- Sandbox ------------------------------------------------------------------------------
 # Where the local HubSpot / Salesforce / OpenAI emulators are served (`manage.py runsandbox`).

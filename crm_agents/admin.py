@@ -388,15 +388,8 @@ class AgentRunAdmin(WorkspaceScopedAdmin):
 
     @admin.action(description="Run again (failed runs only)", permissions=["view"])
     def rerun(self, request: HttpRequest, queryset: QuerySet) -> None:
-        from crm_agents import tasks
-        from crm_agents.models import RunStatus
+        from crm_agents import services
 
         allowed = [run for run in queryset if self._allowed(request, CONFIGURE_ROLES, run)]
-        count = 0
-        for run in allowed:
-            if AgentRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).update(
-                status=RunStatus.QUEUED, error=""
-            ):
-                tasks.run_workflow.delay(run.pk)
-                count += 1
+        count = sum(services.do_rerun(run, actor=request.user) for run in allowed)
         self.message_user(request, f"{count} failed run(s) queued again.", messages.SUCCESS)

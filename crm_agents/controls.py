@@ -10,9 +10,11 @@ Each change is one transaction with its audit event, and does nothing when nothi
 """
 
 from django.db import transaction
+from django.utils import timezone
 
 from audit.services import record_event
 from crm_agents.models import FieldRule, Workflow
+from governance import owed
 from governance.models import Policy, Workspace
 from governance.review_models import ChangeProposal, ProposalStatus
 
@@ -57,7 +59,11 @@ def _set_workspace_paused(workspace: Workspace, paused: bool, *, actor) -> list[
     if held:
         from crm_agents import tasks
 
-        transaction.on_commit(lambda: [tasks.apply_change_set.delay(pk) for pk in held])
+        ChangeProposal.objects.filter(
+            change_set_id__in=held, status=ProposalStatus.APPROVED
+        ).update(due_at=timezone.now())
+        for pk in held:
+            owed.send_on_commit(tasks.apply_change_set, pk)
     return providers
 
 

@@ -43,6 +43,9 @@ class Call(TenantModel):
     transcript = models.JSONField(default=list)
     source = models.CharField(max_length=16, choices=CallSource.choices, default=CallSource.API)
     received_at = models.DateTimeField(auto_now_add=True)
+    # When the call's runs were created (in the transaction that accepted it). Null means
+    # the work is still owed: the reconciler creates them (DESIGN.md invariant 9).
+    runs_created_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-started_at", "-pk"]
@@ -243,6 +246,14 @@ class AgentRun(TenantModel):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
+    # Owed work (crm_agents/reconcile.py): a queued run is due at ``due_at``; a running one
+    # is held by ``lease_owner`` (the task that claimed it) until ``lease_expires_at``.
+    # ``waiting_since`` is when the CRM or the model first failed it in a row.
+    due_at = models.DateTimeField(null=True, blank=True)
+    lease_owner = models.CharField(max_length=255, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         constraints = [
@@ -253,7 +264,11 @@ class AgentRun(TenantModel):
                 name="one_run_per_call_and_workflow",
             )
         ]
-        indexes = [models.Index(fields=["workspace", "status", "-created_at"])]
+        indexes = [
+            models.Index(fields=["workspace", "status", "-created_at"]),
+            # The reconciler's scans: owed runs by state and time, across workspaces.
+            models.Index(fields=["status", "due_at"]),
+        ]
 
     def __str__(self) -> str:
         label = f"{self.workflow_label} on {self.call}"

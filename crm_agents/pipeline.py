@@ -9,10 +9,12 @@ rest wait for review. Transient failures (the CRM or the model briefly unavailab
 
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import record_event
 from crm_agents import crm_meta, extraction, records
 from crm_agents.matching import Matcher, MatchResult, confidence_bar, tie_break_confidence
 from crm_agents.models import AgentRun, Call, FieldRule, RunStatus, Workflow
@@ -27,21 +29,26 @@ from crm_agents.types import (
     FieldAsk,
     TranscriptTurn,
 )
+from governance import owed
 from governance.guard import Guard, Refused
 from governance.models import ObjectScope, Policy
 from governance.prompt import policy_prompt_section
+from governance.review_models import ChangeSet
 from integrations.connections import ConnectionProblem, Purpose, resolve_connection
 from integrations.crm import errors
 from integrations.crm.types import ObjectType, Record
 
 
 class RetryLater(Exception):
-    """The run could not finish for a reason that may pass; retry after ``delay`` seconds."""
+    """The run could not finish for a reason that may pass; retry after ``delay`` seconds
+    (set to the back-off once the run is queued again), unless ``gave_up``: the failures
+    lasted too long and the run failed with the reason."""
 
     def __init__(self, cause: Exception, delay: float | None = None) -> None:
         super().__init__(str(cause))
         self.cause = cause
         self.delay = delay
+        self.gave_up = False
 
 
 def call_view(call: Call) -> CallView:
@@ -63,33 +70,124 @@ def call_view(call: Call) -> CallView:
 
 
 @transaction.atomic
-def _claim(run_id: int) -> AgentRun | None:
+def _claim(run_id: int, owner: str) -> tuple[AgentRun, datetime | None] | None:
+    """Take the run: a queued one, or a running one whose worker is gone (its lease ran
+    out, or this very task is delivered again, which happens only when the worker that had
+    it died). Returns the run and, on such a take-over, when the dead worker started it."""
     run = AgentRun.objects.select_for_update().filter(pk=run_id).first()
-    if run is None or run.status != RunStatus.QUEUED:
-        return None  # finished, or another worker has it
-    run.status = RunStatus.RUNNING
-    run.started_at = timezone.now()
-    run.attempts += 1
-    run.save(update_fields=["status", "started_at", "attempts"])
-    return run
-
-
-def execute_run(run_id: int) -> AgentRun | None:
-    run = _claim(run_id)
     if run is None:
         return None
+    now = timezone.now()
+    taken_over = None
+    if run.status == RunStatus.RUNNING:
+        redelivered = bool(owner) and run.lease_owner == owner
+        expired = run.lease_expires_at is not None and run.lease_expires_at <= now
+        if not (redelivered or expired):
+            return None  # another worker has it
+        taken_over = run.started_at or now
+        why = "its task was delivered again" if redelivered else "its lease ran out"
+        record_event(
+            run.workspace,
+            action="run.taken_over",
+            outcome="ok",
+            actor_kind="system",
+            crm=run.provider,
+            reason=f"the worker running it stopped ({why}); another worker goes on",
+            context={"lease_owner": run.lease_owner, "attempts": run.attempts},
+            workflow_label=run.workflow_label,
+            call_label=str(run.call)[:200],
+            run_label=f"run {run.pk}",
+        )
+    elif run.status != RunStatus.QUEUED:
+        return None  # finished
+    run.status = RunStatus.RUNNING
+    run.started_at = now
+    run.attempts += 1
+    run.lease_owner = owner
+    run.lease_expires_at = owed.lease_expiry(now)
+    run.due_at = None
+    run.save(
+        update_fields=[
+            "status",
+            "started_at",
+            "attempts",
+            "lease_owner",
+            "lease_expires_at",
+            "due_at",
+        ]
+    )
+    return run, taken_over
+
+
+def execute_run(run_id: int, *, owner: str = "") -> AgentRun | None:
+    """Do the run if it is owed; ``owner`` is the id of the task doing it (its lease)."""
+    claimed = _claim(run_id, owner)
+    if claimed is None:
+        return None
+    run, taken_over = claimed
     started = time.monotonic()
     steps = _Steps(run)
+    if taken_over is not None and _finish_from_change_set(steps, taken_over, started):
+        return run
     try:
         status, reason = steps.run()
-    except RetryLater:
-        AgentRun.objects.filter(pk=run.pk).update(status=RunStatus.QUEUED)
+    except RetryLater as exc:
+        _wait(run, exc)
         raise
     except Exception as exc:  # recorded, never silent; the task re-raises nothing
         steps.finish(RunStatus.FAILED, f"unexpected error: {type(exc).__name__}: {exc}", started)
         raise
     steps.finish(status, reason, started)
     return run
+
+
+def _finish_from_change_set(steps: "_Steps", since: datetime, started: float) -> bool:
+    """A worker that died after recording the run's change set left it done but for its
+    status: take the status from the set instead of proposing a second time."""
+    change_set = (
+        ChangeSet.objects.filter(run=steps.run_row, created_at__gte=since).order_by("-pk").first()
+    )
+    if change_set is None:
+        return False
+    records.hand_to_apply(change_set)
+    status, reason = records.run_status_for(change_set)
+    steps.finish(status, reason, started)
+    return True
+
+
+def _wait(run: AgentRun, exc: "RetryLater") -> None:
+    """The CRM or the model failed in a way that may pass: the run is queued again with a
+    back-off, or fails with the reason once the failures have lasted too long."""
+    now = timezone.now()
+    since = run.waiting_since or now
+    what = "the model" if isinstance(exc.cause, extraction.ModelUnavailable) else "the CRM"
+    fields = {"lease_owner": "", "lease_expires_at": None, "waiting_since": since}
+    if owed.outage_over(run.waiting_since, now):
+        reason = owed.gave_up_reason(what, exc.cause, since)
+        AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, status_reason=reason, error=reason, finished_at=now, **fields
+        )
+        record_event(
+            run.workspace,
+            action="run.gave_up",
+            outcome="failed",
+            actor_kind="system",
+            crm=run.provider,
+            reason=reason,
+            workflow_label=run.workflow_label,
+            call_label=str(run.call)[:200],
+            run_label=f"run {run.pk}",
+        )
+        exc.gave_up = True
+        return
+    due = now + timedelta(seconds=owed.backoff(run.waiting_since, exc.delay, now))
+    exc.delay = (due - now).total_seconds()
+    AgentRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+        status=RunStatus.QUEUED,
+        status_reason=owed.waiting_reason(what, exc.cause, due),
+        due_at=due,
+        **fields,
+    )
 
 
 @dataclass
@@ -119,6 +217,8 @@ class _Steps:
         run = self.run_row
         run.status = status
         run.status_reason = reason
+        run.lease_owner, run.lease_expires_at = "", None
+        run.due_at = run.waiting_since = None
         self.timings["total"] = round((time.monotonic() - started) * 1000, 1)
         run.timings = self.timings
         run.crm_requests = self.guard.requests if self.guard else 0

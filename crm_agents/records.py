@@ -8,6 +8,7 @@ from audit.services import record_event
 from crm_agents.matching import MatchResult
 from crm_agents.models import AgentRun, RunStatus
 from crm_agents.types import Candidate, Dropped
+from governance import owed
 from governance.review_models import (
     ChangeProposal,
     ChangeSet,
@@ -294,8 +295,10 @@ def hand_to_apply(change_set: ChangeSet) -> None:
     other fields of the same record wait for review."""
     from crm_agents import tasks
 
-    if change_set.proposals.filter(status=ProposalStatus.APPROVED).exists():
-        transaction.on_commit(lambda: tasks.apply_change_set.delay(change_set.pk))
+    approved = change_set.proposals.filter(status=ProposalStatus.APPROVED)
+    if approved.exists():
+        approved.filter(due_at__isnull=True).update(due_at=timezone.now())
+        owed.send_on_commit(tasks.apply_change_set, change_set.pk)
 
 
 def run_status_for(change_set: ChangeSet) -> tuple[str, str]:

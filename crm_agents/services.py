@@ -1,11 +1,13 @@
 """State changes of the agent: calls in, runs created, choices remembered."""
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from audit.services import record_event
 from crm_agents.calls import CallIn
 from crm_agents.matching import attendees_key
 from crm_agents.models import AgentRun, Call, CallSource, MatchChoice, RunStatus, Workflow
+from governance import owed
 from governance.models import Workspace
 from governance.review_models import ChangeSet, SetStatus
 
@@ -13,8 +15,12 @@ from governance.review_models import ChangeSet, SetStatus
 def do_submit_call(
     workspace: Workspace, payload: CallIn, *, source: str = CallSource.API, actor=None
 ) -> tuple[Call, bool]:
-    """Store a call once per external id; the second submission returns the first call and
-    ``False``, and creates nothing (DESIGN.md invariant 4)."""
+    """Store a call once per external id, with the runs it owes, in one transaction: the
+    work is recorded before anything is sent to a worker, so a broker that is down or
+    loses the message loses nothing (the caller sends the runs, see ``start_runs``; the
+    reconciler sends what was never taken). The second submission returns the first call
+    and ``False``, and creates nothing (DESIGN.md invariant 4). A TEST call owes no runs:
+    the workflow test makes its own."""
     existing = Call.objects.filter(workspace=workspace, external_id=payload.external_id).first()
     if existing is not None:
         return existing, False
@@ -26,6 +32,9 @@ def do_submit_call(
                 source=source,
                 **payload.as_model_fields(),
             )
+            runs = [] if call.is_test else do_create_runs(call)
+            if call.is_test:
+                Call.objects.filter(pk=call.pk).update(runs_created_at=timezone.now())
             record_event(
                 workspace,
                 action="call.received",
@@ -33,11 +42,26 @@ def do_submit_call(
                 actor_kind="user" if actor else "system",
                 actor_user=actor,
                 call_label=str(call)[:200],
-                context={"external_id": call.external_id, "source": source},
+                context={
+                    "external_id": call.external_id,
+                    "source": source,
+                    "runs": [run.pk for run in runs],
+                },
             )
     except IntegrityError:  # the same call, submitted concurrently
         return Call.objects.get(workspace=workspace, external_id=payload.external_id), False
     return call, True
+
+
+def start_runs(call: Call) -> None:
+    """Send the call's queued runs to the workers once the transaction commits; a broker
+    that cannot take them is logged, and the reconciler sends them later."""
+    from crm_agents import tasks
+
+    for run_id in call.runs.filter(status=RunStatus.QUEUED, is_test=False).values_list(
+        "pk", flat=True
+    ):
+        owed.send_on_commit(tasks.run_workflow, run_id)
 
 
 def triggers(workflow: Workflow, call: Call, owner_teams: list[str] | None = None) -> str | None:
@@ -72,7 +96,8 @@ def owner_teams(call: Call, provider: str) -> list[str]:
 
 
 def do_create_runs(call: Call) -> list[AgentRun]:
-    """One run per workflow whose trigger matches; a second call of this creates none."""
+    """One run per workflow whose trigger matches; a second call of this creates none.
+    The call then owes nothing more to be started (``runs_created_at``)."""
     runs = []
     for workflow in Workflow.objects.filter(workspace=call.workspace, enabled=True).order_by(
         "provider", "name", "pk"
@@ -88,9 +113,15 @@ def do_create_runs(call: Call) -> list[AgentRun]:
                 "workspace": call.workspace,
                 "workflow_label": workflow.name,
                 "provider": workflow.provider,
+                "due_at": timezone.now(),
             },
         )
         runs.append(run)
+    if call.runs_created_at is None:
+        call.runs_created_at = timezone.now()
+        Call.objects.filter(pk=call.pk, runs_created_at__isnull=True).update(
+            runs_created_at=call.runs_created_at
+        )
     return runs
 
 
@@ -103,7 +134,35 @@ def do_create_test_run(workflow: Workflow, call: Call) -> AgentRun:
         workflow_label=workflow.name,
         provider=workflow.provider,
         is_test=True,
+        due_at=timezone.now(),
     )
+
+
+@transaction.atomic
+def do_rerun(run: AgentRun, *, actor) -> bool:
+    """Queue a failed run again (True), with its audit event; other runs are left alone."""
+    if not AgentRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).update(
+        status=RunStatus.QUEUED, error="", due_at=timezone.now(), waiting_since=None
+    ):
+        return False
+    record_event(
+        run.workspace,
+        action="run.rerun",
+        outcome="ok",
+        actor_kind="user",
+        actor_user=actor,
+        crm=run.provider,
+        before={"status": RunStatus.FAILED},
+        after={"status": RunStatus.QUEUED},
+        reason=f"queued again after: {run.status_reason}"[:2000],
+        workflow_label=run.workflow_label,
+        call_label=str(run.call)[:200],
+        run_label=f"run {run.pk}",
+    )
+    from crm_agents import tasks
+
+    owed.send_on_commit(tasks.run_workflow, run.pk)
+    return True
 
 
 @transaction.atomic
@@ -146,11 +205,15 @@ def do_choose_record(change_set: ChangeSet, record_id: str, *, actor) -> AgentRu
         run_label=f"run {run.pk}",
     )
     AgentRun.objects.filter(pk=run.pk).update(
-        status=RunStatus.QUEUED, record_id=record_id, record_name=name
+        status=RunStatus.QUEUED,
+        record_id=record_id,
+        record_name=name,
+        due_at=timezone.now(),
+        waiting_since=None,
     )
     from crm_agents import tasks
 
-    transaction.on_commit(lambda: tasks.run_workflow.delay(run.pk))
+    owed.send_on_commit(tasks.run_workflow, run.pk)
     return run
 
 

@@ -1,43 +1,49 @@
 """Apply approved proposals to the CRM: exactly once, and never over a newer value.
 
 Claiming: approved proposals move to ``applying`` in one conditional update, so of two
-workers (a retry, a duplicate task) only one gets each proposal. A claim older than
-CLAIM_TIMEOUT belongs to a worker that died mid-write; the CRM then says what happened:
-if it holds the value we meant to write, the proposal was applied, otherwise it is
-approved again.
+workers (a retry, a duplicate task) only one gets each proposal. The claim names its task
+and lasts WORK_LEASE_SECONDS; a claim whose lease ran out, or whose own task is delivered
+again (so its first worker died), is settled from the CRM: if it holds the value we meant
+to write, the proposal was applied, otherwise it is approved again.
 
 Writing: one conditional request for all claimed fields of the record, on the condition
 that nothing changed since the pipeline read it (Salesforce: If-Unmodified-Since with the
 record's LastModifiedDate at that read; HubSpot: the adapter compares the values read).
 When the CRM answers "changed", one fresh read says which fields: those become conflicts
 with the CRM's newer value, and the others are written in one more conditional request.
+
+Lost answers: a write whose answer never came (a timeout, a dropped connection, a 5xx)
+may have happened. Its proposals wait "in doubt" with a back-off; the next attempt reads
+the CRM first, and a field that holds exactly what was sent is recorded as written.
 """
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import F
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from audit.models import ActorKind
 from audit.services import record_event
+from governance import owed
 from governance.change_set_guard import NoGuard, change_set_guard
 from governance.guard import Guard, RefusalCode, WriteOutcome, WriteStatus
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetOperation
 from integrations.crm import errors
 from integrations.crm.types import ObjectType, Precondition
 
-CLAIM_TIMEOUT = timedelta(minutes=10)
-
 
 class ApplyLater(Exception):
-    """A transient CRM problem: the claimed proposals were released; retry later."""
+    """A transient CRM problem: the claimed proposals wait; retry after ``delay`` seconds."""
 
-    def __init__(self, cause: errors.CrmError) -> None:
+    def __init__(self, cause: errors.CrmError, delay: float | None = None) -> None:
         super().__init__(str(cause))
         self.cause = cause
+        self.delay = delay
 
 
-def _claim(change_set: ChangeSet) -> list[ChangeProposal]:
+def _claim(change_set: ChangeSet, owner: str) -> list[ChangeProposal]:
     now = timezone.now()
     with transaction.atomic():
         ids = list(
@@ -46,7 +52,7 @@ def _claim(change_set: ChangeSet) -> list[ChangeProposal]:
             .values_list("pk", flat=True)
         )
         claimed = ChangeProposal.objects.filter(pk__in=ids, status=ProposalStatus.APPROVED).update(
-            status=ProposalStatus.APPLYING, claimed_at=now
+            status=ProposalStatus.APPLYING, claimed_at=now, claim_owner=owner, due_at=None
         )
     if not claimed:
         return []
@@ -57,21 +63,66 @@ def _claim(change_set: ChangeSet) -> list[ChangeProposal]:
     )
 
 
-def _release(proposals: list[ChangeProposal], reason: str) -> None:
+def _wait(
+    change_set: ChangeSet, proposals: list[ChangeProposal], cause: errors.CrmError
+) -> float | None:
+    """The CRM failed in a way that may pass: the proposals are approved again, due after
+    a back-off (and in doubt when the write may have reached the CRM), or failed with the
+    reason once the failures have lasted too long. The seconds to wait, or None."""
+    now = timezone.now()
+    doubtful = isinstance(cause, errors.Transient)
+    since = min((p.waiting_since for p in proposals if p.waiting_since), default=None)
+    if owed.outage_over(since, now):
+        reason = owed.gave_up_reason("the CRM", cause, since)
+        for proposal in proposals:
+            _finish(proposal, ProposalStatus.FAILED, reason, claimed_at=None, claim_owner="")
+            _audit_gave_up(change_set, proposal, reason)
+        return None
+    delay = owed.backoff(since, getattr(cause, "retry_after", None), now)
+    due = now + timedelta(seconds=delay)
     ChangeProposal.objects.filter(
         pk__in=[p.pk for p in proposals], status=ProposalStatus.APPLYING
-    ).update(status=ProposalStatus.APPROVED, claimed_at=None, status_reason=reason)
+    ).update(
+        status=ProposalStatus.APPROVED,
+        claimed_at=None,
+        claim_owner="",
+        due_at=due,
+        waiting_since=Coalesce(F("waiting_since"), now),
+        in_doubt_since=Coalesce(F("in_doubt_since"), now) if doubtful else F("in_doubt_since"),
+        status_reason=owed.waiting_reason("the CRM", cause, due),
+    )
+    return delay
+
+
+def _audit_gave_up(change_set: ChangeSet, proposal: ChangeProposal, reason: str) -> None:
+    record_event(
+        change_set.workspace,
+        action="apply.gave_up",
+        outcome="failed",
+        actor_kind=ActorKind.SYSTEM,
+        crm=change_set.provider,
+        object_type=change_set.object_type,
+        record_id=change_set.record_id,
+        field=proposal.native_field,
+        after=proposal.value_to_write,
+        reason=reason,
+        context={"proposal": proposal.pk},
+        **change_set.audit_labels(),
+    )
 
 
 def _finish(proposal: ChangeProposal, status: str, reason: str = "", **fields) -> None:
     proposal.status = status
     proposal.status_reason = reason
+    if status != ProposalStatus.APPROVED:
+        fields = {"due_at": None, "waiting_since": None, "in_doubt_since": None, **fields}
     for name, value in fields.items():
         setattr(proposal, name, value)
     proposal.save(update_fields=["status", "status_reason", *fields])
 
 
-def apply_change_set(change_set_id: int) -> ChangeSet | None:
+def apply_change_set(change_set_id: int, *, owner: str = "") -> ChangeSet | None:
+    """Write the set's approved proposals; ``owner`` is the id of the task doing it."""
     from crm_agents.records import refresh_run_status, refresh_set_status
 
     change_set = (
@@ -89,32 +140,49 @@ def apply_change_set(change_set_id: int) -> ChangeSet | None:
             as_requester=change_set.from_chat,
         )
     except NoGuard as exc:
-        _fail_all(change_set, exc.message)
+        _fail_all(change_set, exc.message, owner)
         return change_set
     run = change_set.run
-    _recover_stale(change_set, guard)
-    proposals = _claim(change_set)
-    if proposals:
-        try:
-            if change_set.operation == SetOperation.CREATE:
-                _create(change_set, guard, proposals)
+    proposals: list[ChangeProposal] = []
+    try:
+        _recover_stale(change_set, guard, owner)
+        proposals = _claim(change_set, owner)
+        if proposals and change_set.operation == SetOperation.CREATE:
+            if any(p.in_doubt_since for p in proposals):
+                for proposal in proposals:  # never a second record
+                    _finish(proposal, ProposalStatus.FAILED, _CREATE_IN_DOUBT)
+                    _audit_write(change_set, guard, proposal, "unknown", _CREATE_IN_DOUBT)
             else:
-                _write(change_set, guard, proposals)
-        except (errors.RateLimited, errors.Transient) as exc:
-            _release(proposals, f"will retry: {exc}")
-            raise ApplyLater(exc) from exc
-        except errors.CrmError as exc:
-            for proposal in proposals:
+                _create(change_set, guard, proposals)
+        elif proposals:
+            still = _settle_in_doubt(change_set, guard, proposals)
+            if still:
+                _write(change_set, guard, still)
+    except (errors.RateLimited, errors.Transient) as exc:
+        waiting = list(
+            ChangeProposal.objects.filter(
+                pk__in=[p.pk for p in proposals], status=ProposalStatus.APPLYING
+            )
+        )
+        delay = _wait(change_set, waiting, exc) if waiting else None
+        refresh_set_status(change_set)
+        refresh_run_status(run.pk if run else None)
+        if delay is not None or not waiting:
+            raise ApplyLater(exc, delay) from exc
+        return change_set
+    except errors.CrmError as exc:
+        for proposal in proposals:
+            if proposal.status == ProposalStatus.APPLYING:
                 _finish(proposal, ProposalStatus.FAILED, f"the CRM refused: {exc}")
     refresh_set_status(change_set)
     refresh_run_status(run.pk if run else None)
     return change_set
 
 
-def _fail_all(change_set: ChangeSet, reason: str) -> None:
+def _fail_all(change_set: ChangeSet, reason: str, owner: str) -> None:
     from crm_agents.records import refresh_run_status, refresh_set_status
 
-    proposals = _claim(change_set)
+    proposals = _claim(change_set, owner)
     for proposal in proposals:
         _finish(proposal, ProposalStatus.FAILED, reason)
     refresh_set_status(change_set)
@@ -196,6 +264,7 @@ def _write(change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal])
     _settle(still, outcome)
 
 
+@transaction.atomic
 def _conflict(change_set, guard: Guard, proposal: ChangeProposal, crm_value, reason: str = ""):
     _finish(
         proposal,
@@ -275,34 +344,130 @@ def _create(change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal]
     _settle(proposals, outcome)
 
 
-def _recover_stale(change_set: ChangeSet, guard: Guard) -> None:
+def _recover_stale(change_set: ChangeSet, guard: Guard, owner: str) -> None:
+    """Settle claims left by a worker that died mid-apply: its lease ran out, or this task
+    is the same message delivered again. The CRM says what happened."""
     stale = list(
-        ChangeProposal.objects.filter(
-            change_set=change_set,
-            status=ProposalStatus.APPLYING,
-            claimed_at__lt=timezone.now() - CLAIM_TIMEOUT,
+        ChangeProposal.objects.filter(change_set=change_set, status=ProposalStatus.APPLYING)
+        .filter(
+            models.Q(claimed_at__lt=owed.lease_cutoff())
+            | models.Q(claim_owner=owner, claim_owner__gt="")
         )
+        .order_by("pk")
     )
-    if not stale or not change_set.record_id:
+    if not stale:
         return
+    if change_set.operation == SetOperation.CREATE or not change_set.record_id:
+        for proposal in stale:
+            _finish(proposal, ProposalStatus.FAILED, _CREATE_IN_DOUBT)
+            _audit_write(change_set, guard, proposal, "unknown", _CREATE_IN_DOUBT)
+        return
+    held = _held_values(change_set, guard, stale)
+    for proposal in stale:
+        if held[proposal.pk]:
+            _confirmed(change_set, guard, proposal, "after an interrupted apply")
+        else:
+            ChangeProposal.objects.filter(pk=proposal.pk, status=ProposalStatus.APPLYING).update(
+                status=ProposalStatus.APPROVED, claimed_at=None, claim_owner="", due_at=None
+            )
+            record_event(
+                change_set.workspace,
+                action="apply.taken_over",
+                outcome="ok",
+                actor_kind=ActorKind.SYSTEM,
+                crm=change_set.provider,
+                object_type=change_set.object_type,
+                record_id=change_set.record_id,
+                field=proposal.native_field,
+                after=proposal.value_to_write,
+                reason="the worker writing it stopped, and the CRM does not hold the value: "
+                "it is written again",
+                context={"proposal": proposal.pk, "claim_owner": proposal.claim_owner},
+                **change_set.audit_labels(),
+            )
+
+
+_CREATE_IN_DOUBT = (
+    "the CRM did not answer while the record was being created, so it may exist now; "
+    "CRM Steward does not create it a second time: check the CRM and create it by hand if "
+    "it is missing"
+)
+
+
+def _held_values(
+    change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal]
+) -> dict[int, bool]:
+    """For each proposal: does the CRM hold exactly the value it was to write?"""
     from crm_agents.coerce import same_value
     from crm_agents.crm_meta import property_specs
 
     object_type = ObjectType(change_set.object_type)
-    fresh = guard.get(object_type, change_set.record_id, [p.native_field for p in stale])
+    fresh = guard.get(object_type, change_set.record_id, [p.native_field for p in proposals])
     specs = property_specs(guard.connection, object_type)
-    for proposal in stale:
-        held = fresh.properties.get(proposal.native_field)
+    held = {}
+    for proposal in proposals:
         spec = specs.get(proposal.native_field)
-        if spec is not None and same_value(held, proposal.value_to_write, spec):
-            _finish(
-                proposal,
-                ProposalStatus.APPLIED,
-                "written to the CRM (confirmed after an interrupted apply)",
-                applied_value=proposal.value_to_write,
-                applied_at=timezone.now(),
-            )
+        value = fresh.properties.get(proposal.native_field)
+        held[proposal.pk] = spec is not None and same_value(value, proposal.value_to_write, spec)
+    return held
+
+
+def _settle_in_doubt(
+    change_set: ChangeSet, guard: Guard, proposals: list[ChangeProposal]
+) -> list[ChangeProposal]:
+    """Before writing again, read what a write whose answer was lost did: a field that
+    holds what was sent is written; the rest (returned) still needs its write."""
+    doubtful = [p for p in proposals if p.in_doubt_since is not None]
+    if not doubtful:
+        return proposals
+    held = _held_values(change_set, guard, doubtful)
+    still = []
+    for proposal in proposals:
+        if held.get(proposal.pk):
+            _confirmed(change_set, guard, proposal, "after its answer was lost")
         else:
-            ChangeProposal.objects.filter(pk=proposal.pk, status=ProposalStatus.APPLYING).update(
-                status=ProposalStatus.APPROVED, claimed_at=None
-            )
+            still.append(proposal)
+    return still
+
+
+def _confirmed(change_set: ChangeSet, guard: Guard, proposal: ChangeProposal, when: str) -> None:
+    reason = f"written to the CRM (confirmed by reading the CRM {when})"
+    with transaction.atomic():
+        _finish(
+            proposal,
+            ProposalStatus.APPLIED,
+            reason,
+            applied_value=proposal.value_to_write,
+            applied_at=timezone.now(),
+            claimed_at=None,
+        )
+        _audit_write(change_set, guard, proposal, "ok", reason)
+
+
+def _audit_write(
+    change_set: ChangeSet, guard: Guard, proposal: ChangeProposal, outcome: str, reason: str
+) -> None:
+    if outcome == "ok":
+        guard.audit_settled_write(
+            change_set.object_type,
+            change_set.record_id,
+            proposal.native_field,
+            proposal.value_to_write,
+            reason=reason,
+            proposal=proposal.pk,
+        )
+        return
+    record_event(
+        change_set.workspace,
+        action="crm.create" if change_set.operation == SetOperation.CREATE else "crm.write",
+        outcome=outcome,
+        actor_kind=ActorKind.SYSTEM,
+        crm=change_set.provider,
+        object_type=change_set.object_type,
+        record_id=change_set.record_id,
+        field=proposal.native_field,
+        after=proposal.value_to_write,
+        reason=reason,
+        context={"proposal": proposal.pk},
+        **change_set.audit_labels(),
+    )

@@ -142,6 +142,47 @@ class Guard:
             **fields,
         )
 
+    def _audit_unanswered(
+        self, action: str, object_type, record_id: str, values: Mapping, exc: errors.CrmError
+    ) -> None:
+        """Every write attempt is an event with its outcome: a lost answer (a timeout, a
+        dropped connection, a 5xx) is "unknown", since the write may have happened; a rate
+        limit or any other refusal is "failed"."""
+        if isinstance(exc, errors.Transient):
+            outcome = "unknown"
+            reason = (
+                f"the CRM did not answer ({exc}): the write may have happened; the CRM is "
+                "read before anything is sent again"
+            )
+        elif isinstance(exc, errors.RateLimited):
+            outcome, reason = "failed", f"not written: the CRM is rate limiting ({exc})"
+        else:
+            outcome, reason = "failed", f"not written: {exc}"
+        self._audit(
+            action,
+            outcome,
+            object_type,
+            record_id=record_id,
+            after=dict(values),
+            reason=reason,
+            context={"fields": sorted(values)},
+        )
+
+    def audit_settled_write(
+        self, object_type, record_id: str, field: str, value: object, *, reason: str, **context
+    ) -> None:
+        """A write whose answer was lost (or whose worker died), found in the CRM by a read."""
+        self._audit(
+            "crm.write",
+            "ok",
+            object_type,
+            record_id=record_id,
+            field=field,
+            after=value,
+            reason=reason,
+            context={"settled_by_reading": True, **context},
+        )
+
     def _refuse_read(self, object_type: str, code: RefusalCode, reason: str) -> Refused:
         refusal = Refusal(code, reason, str(object_type))
         self._audit("crm.read.denied", "denied", object_type, reason=reason, context={"code": code})
@@ -480,6 +521,9 @@ class Guard:
                 context={"fields": exc.fields},
             )
             return WriteOutcome(WriteStatus.FAILED, refusals=tuple(refusals), error=exc)
+        except errors.CrmError as exc:
+            self._audit_unanswered("crm.write", object_type, record_id, allowed, exc)
+            raise
         for name, value in allowed.items():
             self._audit(
                 "crm.write", "ok", object_type, record_id=record_id, field=name, after=value
@@ -527,6 +571,9 @@ class Guard:
             access = Refusal(RefusalCode.RECORD_ACCESS, exc.message, str(object_type))
             self._denied([access], properties)
             return WriteOutcome(WriteStatus.REFUSED, refusals=(access,), error=exc)
+        except errors.CrmError as exc:
+            self._audit_unanswered("crm.create", object_type, "", properties, exc)
+            raise
         self._audit("crm.create", "ok", object_type, record_id=result.id, after=dict(properties))
         return WriteOutcome(WriteStatus.SENT, dict(properties), result=result)
 

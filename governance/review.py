@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record_event
+from governance import owed
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetStatus
 
 
@@ -47,8 +48,11 @@ def _after_decision(change_set: ChangeSet) -> None:
 
     refresh_set_status(change_set)
     refresh_run_status(change_set.run_id)
-    if change_set.proposals.filter(status=ProposalStatus.APPROVED).exists():
-        transaction.on_commit(lambda: tasks.apply_change_set.delay(change_set.pk))
+    approved = change_set.proposals.filter(status=ProposalStatus.APPROVED)
+    if approved.exists():
+        # Owed from this commit on; the message only says "now" (governance/owed.py).
+        approved.filter(due_at__isnull=True).update(due_at=timezone.now())
+        owed.send_on_commit(tasks.apply_change_set, change_set.pk)
 
 
 @transaction.atomic

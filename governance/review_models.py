@@ -190,6 +190,15 @@ class ChangeProposal(TenantModel):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # Owed work (crm_agents/reconcile.py): an approved proposal is due for the apply step at
+    # ``due_at``; an applying one is held by the task ``claim_owner`` for WORK_LEASE_SECONDS
+    # from ``claimed_at``. ``waiting_since``: when the CRM first failed it in a row.
+    # ``in_doubt_since``: a write was sent and its answer lost, so the CRM is read before
+    # anything is sent again.
+    due_at = models.DateTimeField(null=True, blank=True)
+    claim_owner = models.CharField(max_length=255, blank=True)
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    in_doubt_since = models.DateTimeField(null=True, blank=True)
     applied_value = models.TextField(null=True, blank=True)  # noqa: DJ001
     applied_at = models.DateTimeField(null=True, blank=True)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
@@ -207,7 +216,10 @@ class ChangeProposal(TenantModel):
 
     class Meta:
         ordering = ["change_set", "pk"]
-        indexes = [models.Index(fields=["workspace", "status"])]
+        indexes = [
+            models.Index(fields=["workspace", "status"]),
+            models.Index(fields=["status", "due_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.field}: {self.current_value!r} → {self.value_to_write!r}"

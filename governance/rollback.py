@@ -163,6 +163,29 @@ def do_rollback(
     return [lines[p.pk] for p in proposals]
 
 
+def settle_stale_rollbacks(change_set: ChangeSet) -> int:
+    """The reconciler's part: rollbacks whose process died mid-write are settled from the
+    CRM (restored, or applied again), as a retried rollback would; how many."""
+    now = timezone.now()
+    stale = [
+        p
+        for p in change_set.proposals.filter(status=ProposalStatus.ROLLING_BACK)
+        if _stale_rollback(p, now)
+    ]
+    if not stale:
+        return 0
+    guard = _guard(change_set, None)
+    if isinstance(guard, Guard):
+        _recover_stale(change_set, guard, None, stale)
+    else:
+        for proposal in stale:
+            _release(change_set, proposal, None, "failed", f"not rolled back: {guard}")
+    from crm_agents.records import refresh_set_status
+
+    refresh_set_status(change_set)
+    return len(stale)
+
+
 def _refused(change_set: ChangeSet, proposal: ChangeProposal, actor, reason: str) -> RollbackLine:
     _audit(change_set, proposal, actor, "denied", reason)
     return _line(proposal, False, reason)

@@ -22,6 +22,7 @@ from crm_agents.api.access import require_configure, target_workspace
 from crm_agents.api.base import ScopedViewSet, list_filters
 from crm_agents.api.payloads import CallSubmission, WorkflowTestRequest, parse
 from crm_agents.models import AgentRun, Call, CallSource, Workflow
+from governance import owed
 
 
 @extend_schema_view(
@@ -54,7 +55,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
         workspace = target_workspace(request, payload.workspace)
         call, created = services.do_submit_call(workspace, payload, actor=request.user)
         if created:
-            tasks.process_call.delay(call.pk)
+            services.start_runs(call)
         runs = call.runs.filter(is_test=False).order_by("pk")
         body = {
             "id": call.pk,
@@ -137,7 +138,7 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
                 if call is None:
                     raise ValidationError({"call_id": [f"No call with id {body.call_id}."]})
             run = services.do_create_test_run(workflow, call)
-        tasks.run_workflow.delay(run.pk)
+        owed.send(tasks.run_workflow, run.pk)
         run.refresh_from_db(fields=["status"])
         url = s.absolute_url(request, "run-detail", run.pk)
         return Response(

@@ -11,7 +11,7 @@ from crm_agents import pipeline, tasks
 from crm_agents.calls import CallIn
 from crm_agents.models import AgentRun, RunStatus
 from crm_agents.services import do_submit_call
-from governance import apply, review
+from governance import apply, owed, review
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetStatus
 from integrations.crm.clients import build_client
 from integrations.sandbox.models import SandboxRequest
@@ -112,7 +112,7 @@ def test_it_settles_a_claim_left_by_a_dead_worker(world):
     world.policy.save()
     run = _process(world)
     change_set = ChangeSet.objects.get(run=run)
-    old = timezone.now() - apply.CLAIM_TIMEOUT - timedelta(minutes=1)
+    old = owed.lease_cutoff() - timedelta(minutes=1)
     # The worker wrote the amount and died before recording it; the close date never went.
     _set_in_crm(world, "amount", "84000")
     change_set.proposals.filter(field="amount").update(
@@ -127,7 +127,9 @@ def test_it_settles_a_claim_left_by_a_dead_worker(world):
 
     proposals = {p.field: p for p in change_set.proposals.all()}
     assert proposals["amount"].status == ProposalStatus.APPLIED
-    assert "confirmed after an interrupted apply" in proposals["amount"].status_reason
+    assert "confirmed by reading the CRM after an interrupted apply" in (
+        proposals["amount"].status_reason
+    )
     assert proposals["close_date"].status == ProposalStatus.APPLIED
     assert len(_writes(world)) == writes_before + 1  # the close date only
     assert world.deal_value("close_date") == "2027-01-15"
@@ -177,11 +179,11 @@ def test_it_retries_a_run_after_a_transient_error(world, monkeypatch):
     calls = []
     real = pipeline.execute_run
 
-    def flaky(run_id):
+    def flaky(run_id, **kwargs):
         calls.append(run_id)
         if len(calls) == 1:
             raise pipeline.RetryLater(errors.RateLimited("slow down", retry_after=7), 7)
-        return real(run_id)
+        return real(run_id, **kwargs)
 
     monkeypatch.setattr(pipeline, "execute_run", flaky)
     monkeypatch.setattr(tasks, "EAGER_RETRY_WAIT_CAP", 0)

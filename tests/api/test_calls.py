@@ -12,8 +12,11 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/calls/"
 
 
-def test_it_accepts_a_call_and_starts_its_runs(api_as, rep, workflow, call_payload):
-    response = api_as(rep).post(URL, call_payload(), format="json")
+def test_it_accepts_a_call_and_starts_its_runs(
+    api_as, rep, workflow, call_payload, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_as(rep).post(URL, call_payload(), format="json")
 
     assert response.status_code == 202
     body = response.json()
