@@ -2,6 +2,11 @@
 
 Every value written leaves a SandboxPropertyChange, so property history and per-field
 change times are always there to read back.
+
+Both CRMs serialise writes to one record: concurrent writes to different fields all land,
+and a field's history lists its values in the order they were written. The sandbox does the
+same by merging every write into the record's row as it is under its row lock
+(``lock_record``), never into a copy read earlier in the request.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,16 +59,27 @@ def salesforce_id(prefix: str, number: int) -> str:
     body = f"{prefix}5g0{digits.rjust(9, '0')}"
     if len(body) != 15:
         raise ValueError(f"id counter overflow for prefix {prefix}")
+    return full_salesforce_id(body)
+
+
+def full_salesforce_id(record_id: str) -> str:
+    """The 18-character form of a 15-character Salesforce id (an 18-character one as is)."""
+    if len(record_id) != 15:
+        return record_id
     suffix = ""
-    for chunk in (body[0:5], body[5:10], body[10:15]):
+    for chunk in (record_id[0:5], record_id[5:10], record_id[10:15]):
         bits = sum(1 << i for i, char in enumerate(chunk) if char.isupper())
         suffix += _CHECKSUM[bits]
-    return body + suffix
+    return record_id + suffix
 
 
 @transaction.atomic
 def allocate_numbers(account: SandboxAccount, count: int) -> range:
-    """Reserve ``count`` consecutive numbers of the account's id counter."""
+    """Reserve ``count`` consecutive numbers of the account's id counter.
+
+    The UPDATE holds the account row's lock until the transaction ends, and the read after
+    it sees this transaction's own increment: concurrent callers never share a number.
+    """
     SandboxAccount.objects.filter(pk=account.pk).update(id_counter=F("id_counter") + count)
     top = SandboxAccount.objects.values_list("id_counter", flat=True).get(pk=account.pk)
     account.id_counter = top
@@ -142,20 +158,59 @@ def bulk_create_records(
     return records
 
 
+def lock_record(record: SandboxRecord) -> SandboxRecord:
+    """Hold ``record``'s row lock until the transaction ends, and reload it from the locked
+    row, so what the caller checks and merges is the record as it is now.
+
+    Call it inside a transaction. Where a request writes several records, lock them first
+    with ``lock_records``, so two requests naming them in different orders queue instead
+    of deadlocking. On SQLite the IMMEDIATE transaction already holds the database's write
+    lock, and ``select_for_update`` is a no-op.
+    """
+    record.refresh_from_db(from_queryset=SandboxRecord.objects.select_for_update(no_key=True))
+    return record
+
+
+def lock_records(account: SandboxAccount, crm_ids: Iterable[str]) -> dict[str, SandboxRecord]:
+    """Take the row locks of the account's records with these ids, in one (pk) order; the
+    records as they are under the locks, by id (deleted ones too)."""
+    wanted = list(dict.fromkeys(crm_ids))
+    if not wanted:
+        return {}
+    locked = (
+        SandboxRecord.objects.select_for_update(no_key=True)
+        .filter(account=account, crm_id__in=wanted)
+        .order_by("pk")
+    )
+    return {record.crm_id: record for record in locked}
+
+
+class _Unchanged:
+    pass
+
+
+UNCHANGED = _Unchanged()
+
+
 @transaction.atomic
 def update_record(
     record: SandboxRecord,
     changes: Mapping[str, object],
     *,
+    owner: SandboxUser | _Unchanged | None = UNCHANGED,
     source_type: str = "API",
     source_id: str = "",
     at: datetime | None = None,
 ) -> dict[str, object]:
-    """Apply ``changes`` (None clears a value); returns the fields whose value changed.
+    """Apply ``changes`` (None clears a value) and, if given, the new ``owner``; returns the
+    fields whose value changed. ``record`` is left as written.
 
-    The record's modification time moves on every write, as both CRMs do, even when no
-    value actually changed.
+    The changes are merged into the record as it is under its row lock, and the time is
+    taken under it too, so concurrent writes to other fields survive and history lists a
+    field's values in the order they were written. The record's modification time moves on
+    every write, as both CRMs do, even when no value actually changed.
     """
+    lock_record(record)
     at = at or now()
     changed: dict[str, object] = {}
     for name, value in changes.items():
@@ -167,7 +222,11 @@ def update_record(
         else:
             record.values[name] = value
     record.updated_at = at
-    record.save(update_fields=["values", "updated_at"])
+    fields = ["values", "updated_at"]
+    if not isinstance(owner, _Unchanged):
+        record.owner = owner
+        fields.append("owner")
+    record.save(update_fields=fields)
     SandboxPropertyChange.objects.bulk_create(
         SandboxPropertyChange(
             record=record,

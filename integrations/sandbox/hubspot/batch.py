@@ -68,6 +68,18 @@ def _records_by_key(
     }
 
 
+def _locked(ctx: ObjectContext, found: Mapping[str, SandboxRecord]) -> dict[str, SandboxRecord]:
+    """``found`` as the records are under their row locks, all taken before any record is
+    written and in one order, so two batches naming the same records in different orders
+    queue instead of deadlocking. Records deleted meanwhile are left out."""
+    locked = store.lock_records(ctx.account, [record.crm_id for record in found.values()])
+    return {
+        key: locked[record.crm_id]
+        for key, record in found.items()
+        if record.crm_id in locked and locked[record.crm_id].deleted_at is None
+    }
+
+
 def _read_by_key(
     ctx: ObjectContext, keys: Sequence[str], id_property: str | None, *, archived: bool
 ) -> Mapping[str, SandboxRecord | CachedRecord]:
@@ -155,20 +167,23 @@ def batch_update(request: HttpRequest, call: Call, object_type: str) -> Reply:
     found: dict[str, SandboxRecord] = {}
     for id_property, group in by_id_property.items():
         found.update(_records_by_key(ctx, group, id_property))
-    planned = []
-    problems: list[writes.Problem] = []
-    for item, key in zip(inputs, keys, strict=True):
-        record = found.get(key)
-        clean, wrong = writes.check_properties(ctx, item.get("properties"), record)
-        problems.extend(wrong)
-        if record is not None:
-            planned.append((record, clean))
-    if problems:
-        raise writes.validation_error(ctx, problems)
-    for record, clean in planned:
-        writes.check_unique_email(ctx, clean, record)
     results = []
     with transaction.atomic():
+        # Checked and merged against the records as they are under their locks, not as
+        # found above: another write may have landed in between.
+        found = _locked(ctx, found)
+        planned = []
+        problems: list[writes.Problem] = []
+        for item, key in zip(inputs, keys, strict=True):
+            record = found.get(key)
+            clean, wrong = writes.check_properties(ctx, item.get("properties"), record)
+            problems.extend(wrong)
+            if record is not None:
+                planned.append((record, clean))
+        if problems:
+            raise writes.validation_error(ctx, problems)
+        for record, clean in planned:
+            writes.check_unique_email(ctx, clean, record)
         for record, clean in planned:
             writes.update(ctx, call, record, clean)
             results.append(written_object(ctx, record, clean))

@@ -136,9 +136,15 @@ def update_object(request: HttpRequest, call: Call, object_type: str, object_id:
     body = call.json_body()
     if not isinstance(body, dict):
         raise writes.invalid_input("Invalid input JSON: expected an object")
-    clean = writes.validated(ctx, body.get("properties"), record)
-    writes.check_unique_email(ctx, clean, record)
-    writes.update(ctx, call, record, clean)
+    with transaction.atomic():
+        # Checked and merged against the record as it is under its lock, not as found above:
+        # a write to another field may have landed in between.
+        store.lock_record(record)
+        if record.deleted_at is not None:
+            raise not_found()
+        clean = writes.validated(ctx, body.get("properties"), record)
+        writes.check_unique_email(ctx, clean, record)
+        writes.update(ctx, call, record, clean)
     return Reply(written_object(ctx, record, clean))
 
 

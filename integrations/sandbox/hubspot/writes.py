@@ -148,10 +148,14 @@ def create(ctx: ObjectContext, call: Call, clean: Mapping[str, str | None]) -> S
 def update(
     ctx: ObjectContext, call: Call, record: SandboxRecord, clean: Mapping[str, str | None]
 ) -> None:
-    store.update_record(record, clean)
-    if "hubspot_owner_id" in clean:
-        record.owner = ctx.owner_ids.get(clean["hubspot_owner_id"] or "")
-        record.save(update_fields=["owner"])
+    """Write ``clean`` into ``record``, which the caller locked (``store.lock_record``) before
+    checking the write against it."""
+    owner = (
+        ctx.owner_ids.get(clean["hubspot_owner_id"] or "")
+        if "hubspot_owner_id" in clean
+        else store.UNCHANGED
+    )
+    store.update_record(record, clean, owner=owner)
     call.note_write(ctx.object_name, record.crm_id, dict(clean))
 
 

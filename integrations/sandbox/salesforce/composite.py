@@ -13,6 +13,7 @@ from collections.abc import Callable
 from django.db import transaction
 from django.http import HttpRequest
 
+from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
 from integrations.sandbox.models import RequestKind, SandboxRecord
 from integrations.sandbox.salesforce import metadata
@@ -99,12 +100,29 @@ def _records_of(call: Call) -> tuple[list[object], bool]:
     return body["records"], bool(body.get("allOrNone", False))
 
 
+def _named_ids(items: list[object]) -> list[str]:
+    """The 18-character ids of the existing records a collection names."""
+    ids = (
+        next((value for key, value in item.items() if key.lower() == "id"), None)
+        if isinstance(item, dict)
+        else item
+        for item in items
+    )
+    return [store.full_salesforce_id(record_id) for record_id in ids if is_id(record_id)]
+
+
 def _save_all(
     call: Call, items: list[object], all_or_none: bool, save: Callable[[object], str]
 ) -> list[dict]:
-    """Run ``save`` per item (each in a savepoint); SaveResults in input order."""
+    """Run ``save`` per item (each in a savepoint); SaveResults in input order.
+
+    The records the items name are locked first, all in one order, so two collections
+    naming the same records in different orders queue instead of deadlocking; each item is
+    then checked and written against its record as it is under the lock."""
     results: list[dict] = []
     with transaction.atomic():
+        assert call.account is not None
+        store.lock_records(call.account, _named_ids(items))
         for item in items:
             try:
                 with transaction.atomic():

@@ -8,8 +8,9 @@ those simple-salesforce builds (PART B1 of reference/crm-apis.md), for any API v
 from django.db import transaction
 from django.http import HttpRequest
 
+from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
-from integrations.sandbox.models import RequestKind, SandboxRecord
+from integrations.sandbox.models import RequestKind
 from integrations.sandbox.salesforce import describe, query
 from integrations.sandbox.salesforce.http import (
     SALESFORCE,
@@ -135,11 +136,14 @@ def update_record(
 ) -> Reply:
     org = org_of(call, version)
     object_name = org.require_object(sobject)
-    located = org.locate(object_name, record_id, for_write=True)
+    record = org.locate(object_name, record_id, for_write=True)
     body = call.json_body()
     with transaction.atomic():
-        # The precondition and the write must see the same version of the record.
-        record = SandboxRecord.objects.select_for_update().get(pk=located.pk)
+        # The precondition and the write see the record as it is under its lock, not as
+        # located above: another write may have landed, or deleted it, in between.
+        store.lock_record(record)
+        if record.deleted_at is not None:
+            raise SandboxError(404, "entity is deleted", "ENTITY_IS_DELETED", fields=[])
         check_write_preconditions(request, record)
         Writer(org, call).update(record, body)
     headers = {"ETag": etag(record)} if object_name == "Account" else {}

@@ -75,6 +75,8 @@ class Writer:
         return record
 
     def update(self, record: SandboxRecord, body: object) -> dict[str, object]:
+        """Write ``body`` into ``record``, which the caller locked (``store.lock_record``)
+        before checking it (preconditions, deletion)."""
         object_name = record.object_name
         if object_name in _READ_ONLY_OBJECTS:
             raise _invalid_type_for("updated", object_name)
@@ -92,12 +94,10 @@ class Writer:
         store.update_record(
             record,
             {**changes, "LastModifiedById": self.user.crm_user_id},
+            owner=self._owner(changes["OwnerId"]) if "OwnerId" in changes else store.UNCHANGED,
             source_type="API",
             source_id=f"userId:{self.user.crm_user_id}",
         )
-        if "OwnerId" in changes:
-            record.owner = self._owner(changes["OwnerId"])
-            record.save(update_fields=["owner"])
         self.call.note_write(object_name, record.crm_id, changes)
         return changes
 
