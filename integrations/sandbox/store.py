@@ -185,6 +185,14 @@ def lock_records(account: SandboxAccount, crm_ids: Iterable[str]) -> dict[str, S
     return {record.crm_id: record for record in locked}
 
 
+def lock_account(account: SandboxAccount) -> None:
+    """Hold the account row's lock until the transaction ends, for a check that must see
+    every record of the account (a unique value claimed): two such checks queue, and so do
+    creates, which take the same lock in ``allocate_numbers``. Take record locks first."""
+    locked = SandboxAccount.objects.select_for_update(no_key=True).filter(pk=account.pk)
+    list(locked.values_list("pk", flat=True))
+
+
 class _Unchanged:
     pass
 

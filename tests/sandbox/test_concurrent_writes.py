@@ -2,16 +2,18 @@
 
 Both CRMs serialise writes to one record, so concurrent writes to different fields all
 land and the last write to a field is the one its history shows last. The suite trusts
-the sandbox as evidence of exactly-once and no-clobber, so the sandbox must do the same,
-and hand out each id once.
+the sandbox as evidence of exactly-once and no-clobber, so the sandbox must do the same;
+and hand out ids and a contact's unique email once each.
 """
 
+import contextlib
 import threading
 from collections.abc import Callable
 
 import pytest
 from django.db import connection as db_connection
 
+from integrations.crm import errors
 from integrations.crm.base import CrmClient
 from integrations.crm.clients import build_client
 from integrations.crm.types import ObjectType
@@ -209,3 +211,20 @@ def test_concurrent_creates_get_distinct_ids(crm):
         assert len(created) == len(set(created)) == len(names) * (number + 1)
 
     _in_rounds([_with_client(crm, creator(name)) for name in names], check)
+
+
+@concurrent
+def test_concurrent_creates_of_one_contact_email_make_one_contact(sandbox_server):
+    crm = CrmWorld("hubspot", sandbox_server)
+    email = crm.field(ObjectType.CONTACT, "email")
+
+    def create(client: CrmClient, number: int) -> None:
+        # "Contact already exists": another writer got there first.
+        with contextlib.suppress(errors.Conflict):
+            client.create(ObjectType.CONTACT, {email: f"jane{number}@acme.example"})
+
+    def check(number: int) -> None:
+        contacts = store.live_records(crm.account, "contacts")
+        assert contacts.filter(values__email=f"jane{number}@acme.example").count() == 1
+
+    _in_rounds([_with_client(crm, create) for _ in range(4)], check)

@@ -209,10 +209,10 @@ def batch_create(request: HttpRequest, call: Call, object_type: str) -> Reply:
     emails = [clean.get("email") for clean, _ in planned if clean.get("email")]
     if ctx.object_name == "contacts" and len(emails) != len(set(emails)):
         raise writes.invalid_input("Duplicate email addresses found in batch input")
-    for clean, _ in planned:
-        writes.check_unique_email(ctx, clean)
     results = []
     with transaction.atomic():
+        for clean, _ in planned:
+            writes.check_unique_email(ctx, clean)
         for clean, links in planned:
             record = writes.create(ctx, call, clean)
             for target, kind, category in links:

@@ -103,8 +103,8 @@ def create_object(request: HttpRequest, call: Call, object_type: str) -> Reply:
         raise writes.invalid_input("Invalid input JSON: expected an object")
     clean = writes.validated(ctx, body.get("properties"))
     links = writes.planned_links(ctx, body.get("associations"))
-    writes.check_unique_email(ctx, clean)
     with transaction.atomic():
+        writes.check_unique_email(ctx, clean)
         record = writes.create(ctx, call, clean)
         for target, kind, category in links:
             writes.link(record, target, kind, category)

@@ -126,9 +126,13 @@ def validated(
 def check_unique_email(
     ctx: ObjectContext, clean: Mapping[str, str | None], record: SandboxRecord | None = None
 ) -> None:
+    """Refuse a contact email another contact has. Call it in the write's transaction: the
+    portal's row lock makes two writes claiming one address queue, so the second sees the
+    first's contact instead of both finding the address free."""
     email = clean.get("email")
     if ctx.object_name != "contacts" or not email:
         return
+    store.lock_account(ctx.account)
     existing = ctx.live().filter(values__email=email)
     if record is not None:
         existing = existing.exclude(pk=record.pk)
