@@ -3,13 +3,15 @@
 Both CRMs serialise writes to one record, so concurrent writes to different fields all
 land and the last write to a field is the one its history shows last. The suite trusts
 the sandbox as evidence of exactly-once and no-clobber, so the sandbox must do the same;
-and hand out ids and a contact's unique email once each.
+and hand out ids, a contact's unique email and scripted model answers once each.
 """
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable
 
+import openai
 import pytest
 from django.db import connection as db_connection
 
@@ -18,7 +20,7 @@ from integrations.crm.base import CrmClient
 from integrations.crm.clients import build_client
 from integrations.crm.types import ObjectType
 from integrations.sandbox import seed, store
-from integrations.sandbox.models import Provider, SandboxAccount, SandboxRecord
+from integrations.sandbox.models import ModelMode, Provider, SandboxAccount, SandboxRecord
 from tests.crm.conftest import CrmWorld
 
 concurrent = pytest.mark.skipif(
@@ -228,3 +230,32 @@ def test_concurrent_creates_of_one_contact_email_make_one_contact(sandbox_server
         assert contacts.filter(values__email=f"jane{number}@acme.example").count() == 1
 
     _in_rounds([_with_client(crm, create) for _ in range(4)], check)
+
+
+@concurrent
+def test_concurrent_model_requests_consume_each_scripted_answer_once(sandbox_server):
+    writers = 4
+    account, api_key = seed.create_model_account(ModelMode.SCRIPTED)
+    for position in range(writers * ROUNDS):
+        seed.script_answer(account, "c1/w", "text", {"content": {"n": position}}, position=position)
+    answers: list[int] = []
+
+    def asker() -> Write:
+        client = openai.OpenAI(
+            base_url=f"{sandbox_server.url}/sandbox/openai/v1", api_key=api_key, max_retries=0
+        )
+
+        def ask(number: int) -> None:
+            completion = client.chat.completions.create(
+                model="sandbox-scripted-1",
+                messages=[{"role": "user", "content": "extract"}],
+                extra_headers={"X-Sandbox-Script-Key": "c1/w"},
+            )
+            answers.append(json.loads(completion.choices[0].message.content)["n"])
+
+        return ask
+
+    def check(number: int) -> None:
+        assert sorted(answers) == list(range(writers * (number + 1)))
+
+    _in_rounds([asker for _ in range(writers)], check)
