@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: demo test lint format venv lock clean bench
+.PHONY: demo test chaos lint format venv lock clean bench
 
 venv: $(STAMP)
 
@@ -31,7 +31,13 @@ demo: venv
 test: export SECRET_KEY ?= test-only-key-not-a-secret
 test: venv
 	mkdir -p test-results
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
+
+# Real processes (gunicorn, workers, beat, the sandbox) on PostgreSQL and Redis under
+# injected faults: needs DATABASE_URL=postgres://… and Redis (TEST_REDIS_URL, default db 13).
+chaos: export SECRET_KEY ?= test-only-key-not-a-secret
+chaos: venv
+	$(BIN)/python -m pytest -m chaos tests/chaos -p no:cacheprovider -s $(PYTEST_ARGS)
 
 # Sandbox throughput and latency (figures go in README.md).
 bench: export SECRET_KEY ?= bench-only-key-not-a-secret
