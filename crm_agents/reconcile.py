@@ -57,7 +57,8 @@ def reconcile(now: datetime | None = None) -> Counter:
         except Exception:  # one kind failing must not stop the others; logged, not silent
             logger.exception("reconcile: %s failed", step.__name__)
             done["errors"] += 1
-    if sum(done.values()):
+    done = +done  # only what happened
+    if done:
         logger.info("reconcile: %s", dict(done))
     return done
 

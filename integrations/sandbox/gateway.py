@@ -359,6 +359,11 @@ def _render(call: Call, reply: Reply, *, drop: bool) -> HttpResponse:
                 max(account.burst_limit - burst_used, 0)
             )
     if drop:
+        if response.status_code in {204, 304}:
+            # A client reads no body after these, so a cut body would go unnoticed; a
+            # connection cut before the answer is what it sees instead. (The request log
+            # keeps the real status: the write happened.)
+            response.status_code = 200
         # Promise more bytes than are sent: the client sees the connection cut mid-body.
         response["Content-Length"] = str(len(response.content) + 1024)
         # ...once the server closes it (see server.SandboxRequestHandler).

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection as db_connection
-from django.utils import timezone
 
 from crm_agents import pipeline, tasks
 from crm_agents.calls import CallIn
