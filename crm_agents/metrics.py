@@ -15,11 +15,20 @@ and are not counted as sent.
 
 import hmac
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib import admin
-from django.db.models import Count, DurationField, ExpressionWrapper, F, Q, QuerySet, Sum
+from django.db.models import (
+    Count,
+    DurationField,
+    ExpressionWrapper,
+    F,
+    Min,
+    Q,
+    QuerySet,
+    Sum,
+)
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -44,6 +53,8 @@ OWN_RECORD_ACCESS_CODE = "RECORD_ACCESS"
 # Seconds from approval (a reviewer's, or the policy's when applied automatically) to written.
 LATENCY_BUCKETS = (1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 6 * 3600.0, 86400.0)
 INDEX_WINDOW = timedelta(days=7)
+# Audit actions of work failed for good after a CRM or model outage (crm_agents/reconcile.py).
+GAVE_UP_ACTIONS = ("run.gave_up", "apply.gave_up")
 INDEX_PROPOSAL_STATUSES = (
     ProposalStatus.APPLIED,
     ProposalStatus.PENDING,
@@ -200,6 +211,11 @@ class WorkspaceFigures:
     paused_crms: list[str] = field(default_factory=list)
     running_crms: list[str] = field(default_factory=list)
     paused_workflows: int = 0
+    # Owed work waiting for a CRM (or the model) to come back, the earliest next try, and
+    # what was given up after failing past CRM_OUTAGE_LIMIT_SECONDS (in the window).
+    waiting: int = 0
+    next_try: datetime | None = None
+    given_up: int = 0
 
     @property
     def runs_total(self) -> int:
@@ -270,6 +286,27 @@ def workspace_figures(user) -> list[WorkspaceFigures]:
     ):
         crms = figures[workspace_id].paused_crms if paused else figures[workspace_id].running_crms
         crms.append(provider)
+    for model, status in (
+        (AgentRun, RunStatus.QUEUED),
+        (ChangeProposal, ProposalStatus.APPROVED),
+    ):
+        for row in (
+            model.objects.filter(workspace_id__in=ids, status=status, waiting_since__isnull=False)
+            .values("workspace_id")
+            .annotate(n=Count("pk"), next_try=Min("due_at"))
+            .order_by()
+        ):
+            shown = figures[row["workspace_id"]]
+            shown.waiting += row["n"]
+            tries = [t for t in (shown.next_try, row["next_try"]) if t is not None]
+            shown.next_try = min(tries) if tries else None
+    for row in (
+        AuditEvent.objects.filter(workspace_id__in=ids, at__gte=since, action__in=GAVE_UP_ACTIONS)
+        .values("workspace_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    ):
+        figures[row["workspace_id"]].given_up = row["n"]
     for row in (
         Workflow.objects.filter(workspace_id__in=ids, paused=True)
         .values("workspace_id")
@@ -287,5 +324,6 @@ def admin_index(request: HttpRequest) -> TemplateResponse:
         extra_context={
             "steward_metrics": workspace_figures(request.user),
             "steward_window_days": INDEX_WINDOW.days,
+            "steward_outage_hours": f"{settings.CRM_OUTAGE_LIMIT_SECONDS / 3600:g}",
         },
     )

@@ -75,6 +75,14 @@ def _actions(*names: str) -> list[AuditEvent]:
     return list(AuditEvent.objects.filter(action__in=names).order_by("sequence"))
 
 
+def _console(world, login) -> str:
+    """The RevOps console (the admin index), as RevOps sees it."""
+    revops = member_of(world.workspace, Role.REVOPS, username="robin@acme.example")
+    page = login(revops).get("/admin/")
+    assert page.status_code == 200
+    return page.content.decode()
+
+
 @pytest.fixture
 def no_eager_waits(monkeypatch):
     monkeypatch.setattr(tasks, "EAGER_RETRY_WAIT_CAP", 0)
@@ -270,7 +278,7 @@ def test_a_call_stored_without_runs_gets_them_from_the_reconciler(world, setting
 
 # --- 4. a CRM outage longer than the retry budget ------------------------------------------
 def test_approved_changes_wait_out_an_outage_longer_than_the_retry_budget(
-    world, settings, no_eager_waits
+    world, settings, no_eager_waits, login
 ):
     settings.TASK_MAX_RETRIES = 2
     change_set = _pending_set(world)
@@ -285,6 +293,7 @@ def test_approved_changes_wait_out_an_outage_longer_than_the_retry_budget(
     assert "waiting for the CRM" in waiting[0].status_reason
     assert "next try at" in waiting[0].status_reason
     assert _writes(world) == []
+    assert "Waiting for the CRM: 3 items, next try at" in _console(world, login)
     world.account.error_rate = 0.0
     world.account.save()
 
@@ -298,7 +307,7 @@ def test_approved_changes_wait_out_an_outage_longer_than_the_retry_budget(
 
 
 def test_changes_still_failing_after_the_outage_limit_fail_with_the_reason(
-    world, settings, no_eager_waits
+    world, settings, no_eager_waits, login
 ):
     settings.TASK_MAX_RETRIES = 0
     change_set = _pending_set(world)
@@ -320,6 +329,9 @@ def test_changes_still_failing_after_the_outage_limit_fail_with_the_reason(
     assert change_set.status == SetStatus.FAILED
     assert len(_actions("apply.gave_up")) == 3
     assert _writes(world) == []
+    console = _console(world, login)
+    assert "3 items failed after the CRM kept failing for 24 h" in console
+    assert "Waiting for the CRM" not in console
 
 
 def test_a_run_the_crm_keeps_failing_waits_then_gives_up(world, settings, no_eager_waits):
