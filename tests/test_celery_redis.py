@@ -100,3 +100,33 @@ def test_a_task_sent_through_redis_runs_on_a_worker(worker, worker_env):
     assert sent.stdout.strip().splitlines()[-1] == (
         '{"value": {"pong": "ok", "database": "sqlite"}, "state": "SUCCESS"}'
     )
+
+
+def test_runs_applies_and_the_reconciler_travel_on_queues_of_their_own(worker_env):
+    # A backlog of runs never delays an approved change: the apply worker reads its own list.
+    client = (
+        "import json, os, django; django.setup()\n"
+        "import redis\n"
+        "from crm_agents import tasks\n"
+        "queues = ('runs', 'apply', 'reconcile')\n"
+        "broker = redis.Redis.from_url(os.environ['REDIS_URL'])\n"
+        "broker.delete(*queues)\n"
+        "for _ in range(3):\n"
+        "    tasks.run_workflow.delay(0)\n"
+        "tasks.apply_change_set.delay(0)\n"
+        "tasks.reconcile.delay()\n"
+        "print(json.dumps({queue: broker.llen(queue) for queue in queues}))\n"
+        "broker.delete(*queues)\n"
+    )
+
+    sent = subprocess.run(
+        [sys.executable, "-c", client],
+        cwd=ROOT,
+        env=worker_env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+
+    assert sent.returncode == 0, sent.stderr
+    assert sent.stdout.strip().splitlines()[-1] == '{"runs": 3, "apply": 1, "reconcile": 1}'
