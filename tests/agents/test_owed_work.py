@@ -404,3 +404,21 @@ def test_every_task_is_routed_to_a_queue_a_worker_consumes(settings):
     assert visibility > settings.CELERY_TASK_TIME_LIMIT
     assert visibility > settings.RETRY_TASK_COUNTDOWN_CAP
     assert settings.WORK_LEASE_SECONDS > settings.CELERY_TASK_TIME_LIMIT
+
+
+def test_manage_py_reconcile_says_what_it_did(world, settings):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    settings.REQUEUE_AFTER_SECONDS = 0
+    out = StringIO()
+    call_command("reconcile", stdout=out)
+    assert out.getvalue() == "Nothing owed was stuck.\n"
+
+    _queued_run(world)
+    out = StringIO()
+    call_command("reconcile", stdout=out)
+
+    assert out.getvalue() == "runs resent: 1\n"
+    assert AgentRun.objects.get().status == RunStatus.APPLIED
