@@ -325,6 +325,8 @@ CELERY_BEAT_SCHEDULE: dict = {
 CELERY_BEAT_SCHEDULE_FILENAME = env.str(
     "CELERY_BEAT_SCHEDULE_FILENAME", default=str(BASE_DIR / "var" / "celerybeat-schedule")
 )
+if REDIS_URL:  # beat runs only with a broker; it cannot create the schedule's folder itself
+    Path(CELERY_BEAT_SCHEDULE_FILENAME).parent.mkdir(parents=True, exist_ok=True)
 
 # --- Sandbox ------------------------------------------------------------------------------
 # Where the local HubSpot / Salesforce / OpenAI emulators are served (`manage.py runsandbox`).
