@@ -32,7 +32,8 @@ def test_it_accepts_a_call_and_starts_its_runs(
     # No CRM is connected in this workspace: the run ran, and says what to connect.
     assert run.status == RunStatus.FAILED
     assert "HubSpot is not connected" in run.status_reason
-    assert body["runs"][0]["status"] == RunStatus.FAILED
+    # The answer says what was queued: the runs start once the call is committed.
+    assert body["runs"][0]["status"] == RunStatus.QUEUED
 
 
 def test_it_records_who_submitted_the_call(api_as, rep, workflow, call_payload):
