@@ -68,6 +68,9 @@ class ChaosConfig:
     faulty_phase_seconds: float = 30.0  # work under moderate faults before the outage
     human_edit_every: int = 3  # every third change set gets a human edit before approval
     first_batch: float = 0.5
+    # SIGKILL the workers mid-run and mid-apply and empty the broker once (the benchmark's
+    # --calm run leaves them out, with the faults, to measure the work alone).
+    kills_and_blips: bool = True
     runs_concurrency: int = 2
     apply_concurrency: int = 1
     web_concurrency: int = 2
@@ -216,10 +219,12 @@ class Chaos:
     def run(self) -> None:
         self.moderate_faults()
         self.submit_calls(max(1, int(self.config.calls * self.config.first_batch)))
-        self.kill_mid_run()
+        if self.config.kills_and_blips:
+            self.kill_mid_run()
         self.rate_limit_window()
-        self.empty_broker_queues()
-        self.kill_mid_apply()
+        if self.config.kills_and_blips:
+            self.empty_broker_queues()
+            self.kill_mid_apply()
         self.submit_calls(self.config.calls - self.next_call)
         if self.config.drain_before_outage:
             self.wait_runs_drained()
@@ -533,6 +538,14 @@ class Chaos:
 
     # --- what happened -----------------------------------------------------------------
 
+    def fate_of_runs(self) -> dict[int, str]:
+        return dict(AgentRun.objects.filter(pk__in=self.killed_runs).values_list("pk", "status"))
+
+    def fate_of_proposals(self) -> dict[int, str]:
+        return dict(
+            ChangeProposal.objects.filter(pk__in=self.killed_proposals).values_list("pk", "status")
+        )
+
     def summary(self, report) -> str:
         from integrations.sandbox.models import SandboxRequest
 
@@ -563,8 +576,9 @@ class Chaos:
             f"timeouts {counts['crm_timeouts']}, rate limited {counts['crm_rate_limited']}, "
             f"dropped connections at {self.config.drop_rate:.0%} (lost write answers the product "
             f"saw: {unknown}); {dict(self.injected)}; outage {self.config.outage_seconds:.0f} s",
-            f"killed: runs {self.killed_runs} (mid-run), proposals {self.killed_proposals} "
-            f"(mid-apply); processes restarted after crashing: {dict(self.restarts)}",
+            f"killed mid-run, now: {self.fate_of_runs()}; killed mid-apply, now: "
+            f"{self.fate_of_proposals()}; processes restarted after crashing: "
+            f"{dict(self.restarts)}",
             f"audit crm.write by outcome: {counts['audit_crm_write']}",
             f"reconciler actions: {counts['reconciler']}",
         ]
