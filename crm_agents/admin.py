@@ -386,10 +386,10 @@ class AgentRunAdmin(WorkspaceScopedAdmin):
     readonly_fields = [f.name for f in AgentRun._meta.fields]
     actions = ["rerun"]
 
-    @admin.action(description="Run again (failed runs only)", permissions=["view"])
+    @admin.action(description="Run again (failed or queued runs)", permissions=["view"])
     def rerun(self, request: HttpRequest, queryset: QuerySet) -> None:
         from crm_agents import services
 
         allowed = [run for run in queryset if self._allowed(request, CONFIGURE_ROLES, run)]
         count = sum(services.do_rerun(run, actor=request.user) for run in allowed)
-        self.message_user(request, f"{count} failed run(s) queued again.", messages.SUCCESS)
+        self.message_user(request, f"{count} run(s) queued again.", messages.SUCCESS)

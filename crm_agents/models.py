@@ -195,6 +195,8 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     APPLYING = "applying", "Applying"
     ROLLED_BACK = "rolled_back", "Applied, then rolled back"
+    # It proposed changes; a newer call's proposals for the same fields replaced them.
+    SUPERSEDED = "superseded", "Superseded by a newer call"
 
 
 FINISHED_RUN_STATUSES = frozenset(RunStatus) - {

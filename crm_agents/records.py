@@ -2,6 +2,7 @@
 proposals for the same record, and the run's status derived from them."""
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from audit.services import record_event
@@ -259,10 +260,15 @@ def refresh_set_status(change_set: ChangeSet) -> ChangeSet:
     change_set.status = status
     change_set.field_count = len([s for s in live if s not in (ProposalStatus.SUPERSEDED,)])
     change_set.lowest_confidence = min(confidences) if confidences else None
+    # When the set's fields reached the CRM: the latest write of its applied fields.
+    change_set.applied_at = change_set.proposals.filter(applied_at__isnull=False).aggregate(
+        last=Max("applied_at")
+    )["last"]
     ChangeSet.objects.filter(pk=change_set.pk).update(
         status=status,
         field_count=change_set.field_count,
         lowest_confidence=change_set.lowest_confidence,
+        applied_at=change_set.applied_at,
     )
     return change_set
 
@@ -277,7 +283,7 @@ RUN_STATUS_OF_SET = {
     SetStatus.REJECTED: RunStatus.NO_CHANGES,
     SetStatus.DRY_RUN: RunStatus.DRY_RUN,
     SetStatus.FAILED: RunStatus.FAILED,
-    SetStatus.SUPERSEDED: RunStatus.NO_CHANGES,
+    SetStatus.SUPERSEDED: RunStatus.SUPERSEDED,
     SetStatus.NOTHING: RunStatus.NO_CHANGES,
     SetStatus.ROLLED_BACK: RunStatus.ROLLED_BACK,
 }
@@ -313,6 +319,7 @@ def run_status_for(change_set: ChangeSet) -> tuple[str, str]:
         RunStatus.FAILED: "the CRM rejected the changes",
         RunStatus.AMBIGUOUS: "several records could be meant: a human chooses",
         RunStatus.ROLLED_BACK: "the changes were written, then rolled back",
+        RunStatus.SUPERSEDED: "the changes it proposed were superseded by a newer call's",
     }
     return status, reasons.get(status, "")
 

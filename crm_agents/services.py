@@ -140,11 +140,15 @@ def do_create_test_run(workflow: Workflow, call: Call) -> AgentRun:
 
 @transaction.atomic
 def do_rerun(run: AgentRun, *, actor) -> bool:
-    """Queue a failed run again (True), with its audit event; other runs are left alone."""
-    if not AgentRun.objects.filter(pk=run.pk, status=RunStatus.FAILED).update(
-        status=RunStatus.QUEUED, error="", due_at=timezone.now(), waiting_since=None
-    ):
+    """Run a failed run again, or send a queued one again (its message may be lost); True
+    when it was queued, with its audit event. Finished runs are left alone."""
+    run = AgentRun.objects.select_for_update().filter(pk=run.pk).first()
+    if run is None or run.status not in (RunStatus.FAILED, RunStatus.QUEUED):
         return False
+    before = run.status
+    AgentRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.QUEUED, error="", due_at=timezone.now(), waiting_since=None
+    )
     record_event(
         run.workspace,
         action="run.rerun",
@@ -152,9 +156,13 @@ def do_rerun(run: AgentRun, *, actor) -> bool:
         actor_kind="user",
         actor_user=actor,
         crm=run.provider,
-        before={"status": RunStatus.FAILED},
+        before={"status": before},
         after={"status": RunStatus.QUEUED},
-        reason=f"queued again after: {run.status_reason}"[:2000],
+        reason=(
+            f"queued again after: {run.status_reason}"
+            if before == RunStatus.FAILED
+            else "sent to the workers again"
+        )[:2000],
         workflow_label=run.workflow_label,
         call_label=str(run.call)[:200],
         run_label=f"run {run.pk}",

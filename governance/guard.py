@@ -501,13 +501,15 @@ class Guard:
             self._denied([access], allowed)
             return WriteOutcome(WriteStatus.REFUSED, refusals=(*refusals, access), error=exc)
         except errors.Conflict as exc:
-            # Not an audit outcome of its own: the CRM refused the conditional write.
+            # Nothing was written, and nothing failed: the CRM kept a newer value, and the
+            # apply step reads the record again to write only the fields nobody changed.
             self._audit(
-                "crm.write",
-                "failed",
+                "crm.write.held_back",
+                "denied",
                 object_type,
                 record_id=record_id,
-                reason=exc.message,
+                reason=f"not written: the record changed since it was read ({exc.message}); "
+                "it is read again, and only fields nobody changed are written",
                 context={"fields": sorted(allowed)},
             )
             return WriteOutcome(WriteStatus.CONFLICT, refusals=tuple(refusals), error=exc)

@@ -422,3 +422,20 @@ def test_manage_py_reconcile_says_what_it_did(world, settings):
 
     assert out.getvalue() == "runs resent: 1\n"
     assert AgentRun.objects.get().status == RunStatus.APPLIED
+
+
+def test_the_admin_runs_a_queued_run_again(world, login):
+    run = _queued_run(world)  # its message was lost
+    revops = member_of(world.workspace, Role.REVOPS, username="robin@acme.example")
+
+    page = login(revops).post(
+        "/admin/crm_agents/agentrun/",
+        {"action": "rerun", "_selected_action": [run.pk]},
+        follow=True,
+    )
+
+    assert "1 run(s) queued again." in page.content.decode()
+    run.refresh_from_db()
+    assert run.status == RunStatus.APPLIED, run.status_reason
+    (event,) = _actions("run.rerun")
+    assert (event.actor_user, event.reason) == (revops, "sent to the workers again")

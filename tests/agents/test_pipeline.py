@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection as db_connection
 
+from audit.models import AuditEvent
 from crm_agents import pipeline, tasks
 from crm_agents.calls import CallIn
 from crm_agents.models import AgentRun, RunStatus
@@ -62,6 +63,8 @@ def test_it_updates_the_deal_from_a_pricing_call(world):
     # fields in one write.
     assert run.crm_requests <= 4
     assert len(_writes(world)) == 1
+    change_set = ChangeSet.objects.get(run=run)
+    assert change_set.applied_at == max(p.applied_at for p in proposals.values())
 
 
 def test_it_makes_no_second_run_for_a_resubmitted_call(world):
@@ -103,6 +106,16 @@ def test_it_leaves_a_newer_human_value_alone_and_writes_the_rest(world):
     assert world.deal_value("close_date") == "2027-01-15"
     run.refresh_from_db()
     assert run.status == RunStatus.CONFLICT
+    # The CRM held back the first write (a newer amount): nothing failed, and the rest
+    # was written after one more read.
+    outcomes = list(
+        AuditEvent.objects.filter(action__startswith="crm.write")
+        .order_by("sequence")
+        .values_list("action", "outcome")
+    )
+    assert ("crm.write", "failed") not in outcomes
+    assert outcomes[0] == ("crm.write.held_back", "denied")
+    assert ("crm.write", "ok") in outcomes
 
 
 def test_it_settles_a_claim_left_by_a_dead_worker(world):
@@ -146,6 +159,11 @@ def test_it_supersedes_an_older_pending_proposal_for_the_same_field(world):
     assert old_amount.status == ProposalStatus.SUPERSEDED
     assert old_amount.superseded_by_id == new_amount.pk
     assert new_amount.status == ProposalStatus.PENDING
+    # Every field of the older call was proposed again by the newer one: its set says so,
+    # and so does its run (it proposed; nothing "had nothing to change").
+    older.refresh_from_db()
+    assert ChangeSet.objects.get(run=older).status == SetStatus.SUPERSEDED
+    assert older.status == RunStatus.SUPERSEDED
 
 
 def test_it_records_a_test_run_and_writes_nothing(world):
