@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import quote
 
 import openai
 from django.conf import settings
@@ -185,7 +186,9 @@ def complete(
 ) -> Any:
     """One Chat Completions request at temperature 0 (``request`` adds ``response_format``
     or ``tools``); the openai library's errors become ModelUnavailable / ModelRejected."""
-    extra = {"extra_headers": {SCRIPT_KEY_HEADER: script_key}} if script_key else {}
+    extra = (
+        {"extra_headers": {SCRIPT_KEY_HEADER: script_key_header(script_key)}} if script_key else {}
+    )
     try:
         return client.chat.completions.create(
             model=model, messages=messages, temperature=0, **request, **extra
@@ -204,6 +207,13 @@ def complete(
         ) from exc
     except openai.APIError as exc:
         raise ModelRejected(f"The model endpoint's answer could not be read: {exc}") from exc
+
+
+def script_key_header(script_key: str) -> str:
+    """The script key as a header value: header values are ASCII, while the key holds the
+    call's external id, which may be any text. Percent-encoded UTF-8 ("appel-caf%C3%A9-1/
+    hygiene"); keys of plain letters, digits and ``/-_.~`` are sent unchanged."""
+    return quote(script_key, safe="/")
 
 
 def _remember(

@@ -304,6 +304,16 @@ def test_it_shows_each_field_with_its_write_mode_type_and_current_value():
     assert "dates as YYYY-MM-DD" in system
 
 
+@pytest.mark.parametrize("key", ["appel-café-1/next", "🎧 50%/next", "a%2Fb/next"])
+def test_it_finds_scripted_answers_under_a_key_that_is_not_ascii(model, workspace, key):
+    # A header value is ASCII; the key carries the call's id, which may be any text.
+    scripted(model, {"updates": HOSTILE_UPDATES}, key=key)
+
+    result = extract(workspace, HOSTILE_INPUT, script_key=key)
+
+    assert [v.field for v in result.values] == ["next_step"]
+
+
 # Hostile and malformed answers --------------------------------------------------------
 
 

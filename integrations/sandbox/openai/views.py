@@ -5,12 +5,15 @@
 ``tools``) with the small grammar of ``chat_rules``. ``scripted`` mode returns answers stored in
 advance (SandboxModelScript), picked by the ``X-Sandbox-Script-Key`` header and the
 request's step: ``extract`` or ``choose_record`` from the json_schema name, ``chat`` when
-the request offers tools. The real ``openai`` client works against it unchanged.
+the request offers tools. The key is percent-encoded UTF-8 (a header value is ASCII, and a
+key holds a call's external id, which may be any text). The real ``openai`` client works
+against it unchanged.
 """
 
 import hashlib
 import json
 import time
+from urllib.parse import unquote
 
 from django.db import transaction
 from django.http import HttpRequest
@@ -67,7 +70,7 @@ def chat_completions(request: HttpRequest, call: Call) -> Reply:
         )
     step = _step_of(body)
     if call.account.model_mode == ModelMode.SCRIPTED:
-        key = request.headers.get("X-Sandbox-Script-Key", "")
+        key = unquote(request.headers.get("X-Sandbox-Script-Key", ""))
         answer = _next_scripted_answer(call, key, step)
     else:
         answer = _rules_answer(body, step)
