@@ -46,6 +46,7 @@ bench: venv
 	$(BIN)/python bench/pipeline_bench.py
 	$(BIN)/python bench/admin_bench.py
 	$(BIN)/python bench/chat_bench.py
+	$(BIN)/python bench/chaos_bench.py
 
 lint: venv
 	$(BIN)/ruff check .

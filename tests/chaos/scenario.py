@@ -13,7 +13,8 @@ failure); ``Chaos`` drives one scenario against a built world:
 5. while a proposal is APPLYING the whole apply worker is SIGKILLed, then restarted as a
    supervisor would;
 6. the other calls are submitted, and work goes on under the moderate faults until half
-   the runs are done (the benchmark: all of them);
+   the runs are done (the benchmark: all its runs drain first, then the last tenth of
+   its calls arrives, so there is work in flight for the outage);
 7. the CRMs fail completely for longer than the retry budget, then come back healthy;
 8. the reconciler is given a bounded time to settle everything.
 
@@ -119,6 +120,9 @@ class Harness:
         self.web_url = ""
 
     def __enter__(self) -> "Harness":
+        # A CI runner stops a job with SIGTERM: turn it into an exception, so __exit__
+        # still kills every process group.
+        self._sigterm = signal.signal(signal.SIGTERM, _terminated)
         self.redis.flushdb()  # our own database number only
         self.procs.env = base_env(
             {
@@ -141,6 +145,7 @@ class Harness:
         self.procs.stop_all()
         with contextlib.suppress(redis.RedisError):
             self.redis.flushdb()
+        signal.signal(signal.SIGTERM, self._sigterm)
 
     def start_sandbox(self) -> str:
         port = free_port()
@@ -178,6 +183,10 @@ class Harness:
         return self.web_url
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def _with_concurrency(command: str, concurrency: int) -> str:
     """A literal pool size replaced by ours (the Procfile's ${RUNS_CONCURRENCY:-N} form
     reads the environment instead)."""
@@ -213,6 +222,7 @@ class Chaos:
         self.outage_window: tuple = ()
         # (when, runs queued): the backlog the benchmark reads auto-apply delays against.
         self.backlog: list[tuple] = []
+        self.drained_calls = 0  # calls whose runs had all finished at "runs drained"
 
     # --- the scenario ------------------------------------------------------------------
 
@@ -225,10 +235,11 @@ class Chaos:
         if self.config.kills_and_blips:
             self.empty_broker_queues()
             self.kill_mid_apply()
-        self.submit_calls(self.config.calls - self.next_call)
         if self.config.drain_before_outage:
             self.wait_runs_drained()
+            self.submit_calls(self.config.calls - self.next_call)  # in flight for the outage
         else:
+            self.submit_calls(self.config.calls - self.next_call)
             self.wait_progress(0.5, self.config.faulty_phase_seconds)
         self.outage()
         self.settle()
@@ -476,6 +487,7 @@ class Chaos:
             self.config.drain_timeout,
         )
         self.phase_marks["runs drained"] = self.elapsed()
+        self.drained_calls = self.next_call
         self.log("runs drained" if drained else "runs NOT drained in time")
 
     def outage(self) -> None:
