@@ -1,16 +1,22 @@
 """The audit trail: one append-only, hash-chained row per CRM call, refusal and decision.
 
-Each workspace has its own chain. An event's ``hash`` is a SHA-256 over a canonical JSON of
-its content and the previous event's hash, so editing any stored event, or deleting one from
-the middle, breaks the chain where ``audit.services.verify_chain`` (and ``manage.py
-audit_verify``) finds it. The workspace's ``AuditHead`` remembers the newest event's sequence
-and hash, so deleting the newest events shows too. Rows are written only by
-``audit.services.record_event``; the ORM refuses to change or delete them.
+Each workspace has its own chain. An event's ``hash`` is an HMAC-SHA256, under a key from
+``settings.AUDIT_KEYS``, over a canonical JSON of its content and the previous event's hash,
+so editing any stored event, or deleting one from the middle, breaks the chain where
+``audit.services.verify_chain`` (and ``manage.py audit_verify``) finds it, and someone with
+the database but not the key cannot recompute the chain to hide it. The workspace's
+``AuditHead`` remembers the newest event's sequence and hash, so deleting the newest events
+shows too. Rows are written only by ``audit.services.record_event``; the ORM refuses to
+change or delete them.
 """
 
 import hashlib
+import hmac
 import json
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC
+from functools import cache
 
 from django.conf import settings
 from django.db import models
@@ -20,10 +26,51 @@ from governance.models import CrmProvider, TenantModel
 from integrations.models import ConnectionScope
 
 GENESIS_HASH = "0" * 64  # the previous_hash of a workspace's first event
+# Each secret in AUDIT_KEYS is stretched into the MAC key HMAC-SHA256(secret, this label), so
+# the same secret (SECRET_KEY, by default) yields a key of its own here, unrelated to the
+# Fernet keys integrations.crypto derives from it.
+_KEY_LABEL = b"crm-steward audit chain"
 
 
 class AppendOnlyError(Exception):
     """Raised by any attempt to change or delete an audit event through the ORM."""
+
+
+class UnknownAuditKey(LookupError):
+    """An event names a key id that no secret in AUDIT_KEYS has (the key was removed)."""
+
+
+@dataclass(frozen=True)
+class AuditKey:
+    """One MAC key of the chain, known by a short id that is safe to store and print."""
+
+    id: str
+    secret: bytes = dataclass_field(repr=False)  # never printed, never stored
+
+    @classmethod
+    def from_secret(cls, secret: str) -> "AuditKey":
+        key = hmac.new(secret.encode(), _KEY_LABEL, hashlib.sha256).digest()
+        return cls(id=hmac.new(key, b"key-id", hashlib.sha256).hexdigest()[:8], secret=key)
+
+
+@cache
+def _key_ring(secrets: tuple[str, ...]) -> tuple[AuditKey, ...]:
+    return tuple(AuditKey.from_secret(secret) for secret in secrets)
+
+
+def audit_keys() -> tuple[AuditKey, ...]:
+    """The configured keys, newest first: the first signs new events, all of them verify."""
+    keys = _key_ring(tuple(settings.AUDIT_KEYS))
+    if not keys:
+        raise UnknownAuditKey("AUDIT_KEYS is empty: the audit chain needs a key to sign with.")
+    return keys
+
+
+def audit_key(key_id: str) -> AuditKey:
+    for key in audit_keys():
+        if key.id == key_id:
+            return key
+    raise UnknownAuditKey(f"No key in AUDIT_KEYS has the id {key_id!r}.")
 
 
 class ActorKind(models.TextChoices):
@@ -105,12 +152,15 @@ class AuditEvent(TenantModel):
 
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # Which AUDIT_KEYS key signed ``hash`` (AuditKey.id), so the chain still verifies after a
+    # new key is put first. "" in the database only for rows written past record_event.
+    key_id = models.CharField(max_length=8, db_default="", blank=True)
 
     objects = AppendOnlyQuerySet.as_manager()
 
-    # What the hash covers. Foreign key ids are left out on purpose: SET_NULL clears them
-    # when a user or connection is deleted, and that must not read as tampering; the
-    # denormalised labels beside them are covered instead.
+    # What the hash covers, with ``key_id``. Foreign key ids are left out on purpose:
+    # SET_NULL clears them when a user or connection is deleted, and that must not read as
+    # tampering; the denormalised labels beside them are covered instead.
     HASHED_FIELDS = (
         "workspace_id",
         "sequence",
@@ -160,21 +210,38 @@ class AuditEvent(TenantModel):
         target = " ".join(part for part in (self.object_type, self.record_id, self.field) if part)
         return f"#{self.sequence} {self.action} {target}: {self.outcome}".replace("  ", " ")
 
-    def compute_hash(self) -> str:
-        """SHA-256 hex of the canonical JSON of the hashed fields (sorted keys, no spaces)."""
-        payload: dict[str, object] = {"v": 1}
+    def compute_hash(self, key: AuditKey | None = None) -> str:
+        """HMAC-SHA256 hex, under ``key`` (default: the one ``key_id`` names), of the
+        canonical JSON of the hashed fields and the key id (sorted keys, no spaces).
+
+        Raises UnknownAuditKey when AUDIT_KEYS no longer lists the key named.
+        """
+        key = key or audit_key(self.key_id)
+        payload: dict[str, object] = {"v": 2, "key_id": self.key_id}
         for name in self.HASHED_FIELDS:
             payload[name] = getattr(self, name)
         payload["at"] = self.at.astimezone(UTC).isoformat(timespec="microseconds")
         canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hmac.new(key.secret, canonical.encode(), hashlib.sha256).hexdigest()
+
+    def sign(self) -> None:
+        """Set ``hash`` under the first key of AUDIT_KEYS, and ``key_id`` to name it."""
+        key = audit_keys()[0]
+        self.key_id = key.id
+        self.hash = self.compute_hash(key)
+
+    def _hash_or_none(self) -> str | None:
+        try:
+            return self.compute_hash()
+        except UnknownAuditKey:
+            return None
 
     def save(self, *args, **kwargs) -> None:
         if not self._state.adding:
             raise AppendOnlyError(
                 f"Audit event #{self.sequence} is append-only: it cannot be changed."
             )
-        if self.sequence is None or not self.hash or self.hash != self.compute_hash():
+        if self.sequence is None or not self.hash or self.hash != self._hash_or_none():
             raise AppendOnlyError(
                 "Append audit events through audit.services.record_event, which chains them."
             )
@@ -189,7 +256,8 @@ class AuditHead(TenantModel):
 
     Someone who deletes the newest events leaves no gap behind them; the head still names
     the last one written, so ``verify_chain`` sees the chain end short of it. The head lives
-    in the same database, so rewriting it along with the chain goes unnoticed: exporting it
+    in the same database and needs no key to move back: cutting the newest events and
+    pointing the head at the last one kept goes unnoticed inside the database. Exporting it
     now and then (``manage.py audit_verify --print-head``) is the outside anchor for that.
     """
 

@@ -7,13 +7,22 @@ Callers pass no credentials: tokens, API keys and passwords never belong in an a
 """
 
 import json
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from audit.models import GENESIS_HASH, ActorKind, AuditEvent, AuditHead, Outcome
+from audit.models import (
+    GENESIS_HASH,
+    ActorKind,
+    AuditEvent,
+    AuditHead,
+    Outcome,
+    UnknownAuditKey,
+)
 from governance.models import Workspace
 from integrations.models import ConnectionScope
 
@@ -36,6 +45,15 @@ SECRET_KEYS = frozenset(
 )
 REDACTED = "[redacted]"
 _EXACT_INT_LIMIT = 2**53
+
+
+@dataclass
+class ChainCheck:
+    """What ``check_chain`` found in one workspace's chain."""
+
+    problems: list[str] = field(default_factory=list)
+    events: int = 0
+    key_ids: Counter[str] = field(default_factory=Counter)  # events per key id, oldest first
 
 
 class _AuditJSONEncoder(DjangoJSONEncoder):
@@ -119,7 +137,7 @@ def record_event(
         event.sequence = newest[0] + 1
         event.previous_hash = newest[1]
         event.at = timezone.now()
-        event.hash = event.compute_hash()
+        event.sign()
         event.save(force_insert=True)
         if head is None:
             AuditHead.objects.create(
@@ -133,19 +151,29 @@ def record_event(
 
 
 def verify_chain(workspace: Workspace) -> list[str]:
-    """Every problem in ``workspace``'s chain, in sequence order; empty when it is intact.
+    """Every problem in ``workspace``'s chain, in sequence order; empty when it is intact."""
+    return check_chain(workspace).problems
 
-    Finds an edited event (its hash no longer matches its content), a deleted one (a gap
-    in the sequence and a broken previous_hash link), and the newest events deleted (the
-    chain ends before the workspace's ``AuditHead``). It cannot see the chain and its head
-    rewritten together with fresh hashes: compare the head with one exported earlier
-    (``audit_verify --print-head``) for that.
+
+def check_chain(workspace: Workspace) -> ChainCheck:
+    """Check every event's hash under the key its ``key_id`` names, every link, and the head.
+
+    Finds an edited event (its hash no longer matches its content under its key), a chain
+    recomputed without the key, a deleted event (a gap in the sequence and a broken
+    previous_hash link), an event signed by a key AUDIT_KEYS no longer lists, and the newest
+    events deleted (the chain ends before the workspace's ``AuditHead``). It cannot see the
+    newest events cut and the head moved back to the last one kept: compare the head with
+    one exported earlier (``audit_verify --print-head``) for that.
     """
-    problems: list[str] = []
+    check = ChainCheck()
+    problems = check.problems
+    unknown: dict[str, list] = {}  # key id -> [its problem's index, where, events]
     expected_sequence, expected_previous = 1, GENESIS_HASH
     last: AuditEvent | None = None
     for event in _chain(workspace):
         where = f"{workspace.slug} #{event.sequence}"
+        check.events += 1
+        check.key_ids[event.key_id] += 1
         if event.sequence != expected_sequence:
             missing = (
                 f"#{expected_sequence}"
@@ -155,12 +183,27 @@ def verify_chain(workspace: Workspace) -> list[str]:
             problems.append(f"{where}: sequence gap, {missing} missing (deleted?)")
         if event.previous_hash != expected_previous:
             problems.append(f"{where}: previous_hash does not match the preceding event's hash")
-        if event.hash != event.compute_hash():
-            problems.append(f"{where}: hash mismatch, the event was changed after it was written")
+        try:
+            intact = event.hash == event.compute_hash()
+        except UnknownAuditKey:
+            if event.key_id in unknown:
+                unknown[event.key_id][2] += 1
+            else:
+                unknown[event.key_id] = [len(problems), where, 1]
+                problems.append("")  # written out below, once the count is known
+        else:
+            if not intact:
+                problems.append(
+                    f"{where}: hash mismatch, the event was changed after it was written"
+                )
         expected_sequence, expected_previous = event.sequence + 1, event.hash
         last = event
+    for key_id, (index, where, count) in unknown.items():
+        problems[index] = _unknown_key_problem(where, key_id, count)
     problem = _head_problem(workspace, last)
-    return [*problems, problem] if problem else problems
+    if problem:
+        problems.append(problem)
+    return check
 
 
 def chain_head(workspace: Workspace) -> AuditHead | None:
@@ -191,6 +234,18 @@ def _head_problem(workspace: Workspace, last: AuditEvent | None) -> str | None:
             "the newest event was replaced"
         )
     return None
+
+
+def _unknown_key_problem(where: str, key_id: str, count: int) -> str:
+    if key_id:
+        shown = key_id if key_id.isascii() and key_id.isalnum() else repr(key_id)
+        problem = (
+            f"{where}: signed with key id {shown}, which AUDIT_KEYS does not list "
+            "(was the key removed?), so its hash cannot be checked"
+        )
+    else:
+        problem = f"{where}: no key id, so it was not signed by record_event"
+    return problem if count == 1 else f"{problem}; {count - 1} later event(s) carry it too"
 
 
 def _newest(workspace: Workspace) -> tuple[int, str]:

@@ -341,6 +341,10 @@ SANDBOX_ENABLED = _bool("SANDBOX_ENABLED", True)
 SITE_URL = (_url("SITE_URL", {"http", "https"}) or "http://127.0.0.1:8000").rstrip("/")
 # Secrets that encrypt stored CRM credentials; the first encrypts, all decrypt (rotation).
 FIELD_ENCRYPTION_KEYS = _list("FIELD_ENCRYPTION_KEYS", []) or [SECRET_KEY]
+# Secrets that key the audit chain's HMAC; the first signs new events, all verify (rotation).
+# Each is stretched into its own MAC key (audit/models.py), so the SECRET_KEY default works
+# but ties the audit trail to SECRET_KEY: production sets its own.
+AUDIT_KEYS = _list("AUDIT_KEYS", []) or [SECRET_KEY]
 # OAuth apps and endpoints. The defaults point at the sandbox; for the real CRMs set
 # HUBSPOT_API_URL=https://api.hubapi.com, HUBSPOT_AUTHORIZE_URL=
 # https://app.hubspot.com/oauth/authorize and SALESFORCE_LOGIN_URL=https://login.salesforce.com.

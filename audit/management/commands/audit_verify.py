@@ -1,18 +1,19 @@
-"""Check every workspace's audit chain for edited and deleted events."""
+"""Check every workspace's audit chain: each event's keyed hash, the links, and the head."""
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from audit.models import AuditEvent
-from audit.services import chain_head, verify_chain
+from audit.models import AuditEvent, UnknownAuditKey, audit_keys
+from audit.services import ChainCheck, chain_head, check_chain
 from governance.models import Workspace
 
 
 class Command(BaseCommand):
     help = (
-        "Verify the hash chain of each workspace's audit events; exit 1 on any problem. "
-        "--print-head prints each chain's head to keep outside the database; --anchor checks "
-        "that a head printed earlier is still in the chain, which catches a chain rewritten "
-        "together with its head."
+        "Verify each workspace's audit chain: every event's HMAC under the AUDIT_KEYS key "
+        "its key id names, every link, and the head; exit 1 on any problem. --print-head "
+        "prints each chain's head to keep outside the database; --anchor checks that a head "
+        "printed earlier is still in the chain, which catches the newest events cut together "
+        "with the head."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -38,17 +39,25 @@ class Command(BaseCommand):
             workspaces = workspaces.filter(slug=workspace)
             if not workspaces:
                 raise CommandError(f"No workspace with the slug {workspace!r}.")
+        try:
+            current, *older = (key.id for key in audit_keys())
+        except UnknownAuditKey as exc:
+            raise CommandError(str(exc)) from None
+        # Key ids only: they name a key without revealing it.
+        self.stdout.write(f"AUDIT_KEYS: {', '.join([f'{current} (signs new events)', *older])}")
         problems = 0
         for each in workspaces:
-            found = verify_chain(each)
+            check = check_chain(each)
+            found = check.problems
             if anchor:
                 found += self._check_anchor(each, anchor)
             problems += len(found)
             for problem in found:
                 self.stderr.write(problem)
-            if not found:
-                count = AuditEvent.objects.filter(workspace=each).count()
-                self.stdout.write(f"{each.slug}: OK ({count} events)")
+            verdict = f"{len(found)} problem(s)" if found else "OK"
+            self.stdout.write(
+                f"{each.slug}: {verdict} ({check.events} events){_keys_in_use(check)}"
+            )
             if print_head:
                 head = chain_head(each)
                 sequence, digest = (head.sequence, head.hash) if head else (0, "-")
@@ -71,3 +80,10 @@ class Command(BaseCommand):
             f"{workspace.slug} #{sequence}: does not match the anchored head "
             f"({'missing' if stored is None else 'different hash'}), the chain was rewritten"
         ]
+
+
+def _keys_in_use(check: ChainCheck) -> str:
+    if not check.key_ids:
+        return ""
+    used = ", ".join(f"{key_id or '(none)'} on {count}" for key_id, count in check.key_ids.items())
+    return f", key ids: {used}"
