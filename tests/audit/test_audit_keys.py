@@ -227,6 +227,48 @@ def test_an_event_with_no_key_id_is_named(workspace, chain):
     assert err == ["acme-sales #2: no key id, so it was not signed by record_event"]
 
 
+def test_rotate_audit_keys_re_signs_old_events_so_the_old_key_can_go(workspace, chain, settings):
+    settings.AUDIT_KEYS = [NEW, OLD]
+    AuditEventFactory(workspace=workspace)
+    out = io.StringIO()
+
+    call_command("rotate_audit_keys", stdout=out)
+
+    head = AuditHead.objects.get(workspace=workspace)
+    stored = list(AuditEvent.objects.filter(workspace=workspace).order_by("sequence"))
+    assert {event.key_id for event in stored} == {_key_id(NEW)}
+    assert (head.sequence, head.hash) == (6, stored[-1].hash)
+    assert f"acme-sales: re-signed 6 event(s) with key id {_key_id(NEW)}" in out.getvalue()
+    assert f"head acme-sales 6:{head.hash}" in out.getvalue()
+    settings.AUDIT_KEYS = [NEW]
+    assert verify_chain(workspace) == []
+
+
+def test_rotate_audit_keys_leaves_a_current_chain_alone(workspace, chain):
+    hashes = list(AuditEvent.objects.order_by("sequence").values_list("hash", flat=True))
+    out = io.StringIO()
+
+    call_command("rotate_audit_keys", stdout=out)
+
+    assert list(AuditEvent.objects.order_by("sequence").values_list("hash", flat=True)) == hashes
+    assert "acme-sales: every event is signed with the first key already" in out.getvalue()
+
+
+def test_rotate_audit_keys_refuses_a_chain_that_does_not_verify(workspace, chain, settings):
+    _sql("UPDATE {events} SET reason = %s WHERE id = %s", "edited", chain[2].pk)
+    hashes = list(AuditEvent.objects.order_by("sequence").values_list("hash", flat=True))
+    settings.AUDIT_KEYS = [NEW, OLD]
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match="1 workspace"):
+        call_command("rotate_audit_keys", stderr=err)
+
+    # Re-signing would bless the edit: the chain is left as it was, and says so.
+    assert list(AuditEvent.objects.order_by("sequence").values_list("hash", flat=True)) == hashes
+    assert "acme-sales #3: hash mismatch" in err.getvalue()
+    assert "acme-sales: not re-signed" in err.getvalue()
+
+
 # --- the head, as before ---------------------------------------------------------------------
 
 
