@@ -25,7 +25,7 @@ from crm_agents import crm_meta
 from crm_agents.models import MatchChoice
 from crm_agents.types import CallView, Candidate
 from governance.guard import Guard
-from integrations.crm.base import by_domain, by_email
+from integrations.crm.base import by_domain, by_email, search_all
 from integrations.crm.types import ObjectType, Record
 
 # Addresses at these domains belong to people, not to the companies they work for.
@@ -56,6 +56,7 @@ MOST_RECENT = 0.10
 STAGE_WEIGHT = 0.05
 REMEMBERED = 1.00
 CLEAR_MARGIN = 0.20  # a lead this large is a clear winner
+CONTACTS_PAGE = 200  # HubSpot's largest search page
 
 
 @dataclass(frozen=True)
@@ -126,9 +127,11 @@ class Matcher:
                     ],
                 )
             ),
-            limit=100,
+            limit=CONTACTS_PAGE,
         )
-        return list(self.guard.search(query).records)
+        # Every page: a call may name hundreds of attendees (the adapter splits the search
+        # into as few requests as the CRM's limits allow).
+        return search_all(self.guard, query)
 
     def _company_ids(self, contacts: list[Record], emails: list[str]) -> list[str]:
         company_field = self.native(ObjectType.CONTACT, "company")

@@ -13,8 +13,10 @@ agent read or changed after the read. That check and the write are two requests,
 change landing between them is not caught; nothing in HubSpot's API can close that gap.
 """
 
+import json
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -43,7 +45,7 @@ from hubspot.crm.owners import exceptions as owners_exceptions
 from hubspot.crm.pipelines import exceptions as pipelines_exceptions
 from hubspot.crm.properties import exceptions as properties_exceptions
 
-from integrations.crm import errors
+from integrations.crm import errors, search_parts
 from integrations.crm.base import StageInfo
 from integrations.crm.hubspot_mapping import (
     PROVIDER,
@@ -74,6 +76,8 @@ DEFAULT_BASE_URL = "https://api.hubapi.com"
 BATCH_SIZE = 100
 HISTORY_BATCH_SIZE = 50
 SEARCH_PAGE_MAX = 200
+SEARCH_BODY_MAX = 3000  # characters; HubSpot refuses a longer search body (reference A2)
+LONGEST_AFTER = "9" * 10  # search pages end at 10,000 results, so offsets are shorter
 ASSOCIATIONS_PAGE = 500
 ASSOCIATIONS_BATCH = 1000  # ids per v4 batch read
 # A batch read's 207 error for ids with nothing associated: an empty answer, not a failure.
@@ -181,7 +185,24 @@ class HubSpotClient:
     # --- reads ---------------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> Page:
-        request = PublicObjectSearchRequest(
+        """One request per page; a query whose body would pass HubSpot's 3,000 characters
+        (hundreds of attendee emails) is split into as few requests as fit."""
+        parts = search_parts.split(replace(query, cursor=None), self._fits_one_request)
+        return search_parts.search(parts, query.cursor, self._search_page)
+
+    def _search_page(self, query: SearchQuery) -> Page:
+        response = self._call(
+            self._search.do_search,
+            self.profile.object_name(query.object_type),
+            self._search_request(query),
+        )
+        records = tuple(
+            self._record(query.object_type, obj, query.properties) for obj in response.results or []
+        )
+        return Page(records=records, total=response.total or 0, next_cursor=_next_after(response))
+
+    def _search_request(self, query: SearchQuery) -> PublicObjectSearchRequest:
+        return PublicObjectSearchRequest(
             filter_groups=[
                 FilterGroup(filters=[search_filter(item) for item in group])
                 for group in query.filter_groups
@@ -197,13 +218,13 @@ class HubSpotClient:
             limit=min(query.limit, SEARCH_PAGE_MAX),
             after=query.cursor,
         )
-        response = self._call(
-            self._search.do_search, self.profile.object_name(query.object_type), request
-        )
-        records = tuple(
-            self._record(query.object_type, obj, query.properties) for obj in response.results or []
-        )
-        return Page(records=records, total=response.total or 0, next_cursor=_next_after(response))
+
+    def _fits_one_request(self, query: SearchQuery) -> bool:
+        # Measured as the SDK sends it (its own serialisation, then json.dumps), with room
+        # for the ``after`` of any later page: the parts must not change from page to page.
+        request = self._search_request(replace(query, cursor=LONGEST_AFTER))
+        body = self._search.api_client.sanitize_for_serialization(request)
+        return len(json.dumps(body)) <= SEARCH_BODY_MAX
 
     def get(self, object_type: ObjectType, record_id: str, properties: Sequence[str]) -> Record:
         names = list(dict.fromkeys(properties))

@@ -21,16 +21,18 @@ Paging: see salesforce_soql.Position.
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from functools import partial
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.exceptions import SalesforceError
 
-from integrations.crm import errors
+from integrations.crm import errors, search_parts
 from integrations.crm.base import StageInfo
 from integrations.crm.profiles import SALESFORCE, association_path
 from integrations.crm.salesforce_errors import from_errors, translate
@@ -63,6 +65,10 @@ API_VERSION = "59.0"
 BATCH_MIN, BATCH_MAX = 200, 2000
 COLLECTION_SIZE = 200  # sObject Collections take at most 200 records
 IDS_PER_QUERY = 200  # keeps ``Id IN (…)`` queries well inside URL limits
+# A query travels in the URI, and Salesforce refuses more than 16,384 bytes of URI and
+# headers together (414 / 431); this leaves room for the path and the headers.
+QUERY_URI_MAX = 12_000
+LONGEST_OFFSET = 2000  # Salesforce's own OFFSET limit
 # What every read selects besides the properties asked for.
 SYSTEM_FIELDS = ("Id", "LastModifiedDate", "OwnerId")
 DEFAULT_PROPERTIES = ("Name",)
@@ -144,6 +150,20 @@ class SalesforceClient:
     # --- reads ---------------------------------------------------------------------------
 
     def search(self, query: SearchQuery) -> Page:
+        """One request per page; a query too long for one URI (hundreds of attendee
+        emails) is split into as few requests as fit."""
+        parts = search_parts.split(replace(query, cursor=None), self._fits_one_request)
+        return search_parts.search(parts, query.cursor, self._search_page)
+
+    def _fits_one_request(self, query: SearchQuery) -> bool:
+        # The query travels in the URI; a later page adds LIMIT and OFFSET to it.
+        names = list(query.properties) or list(DEFAULT_PROPERTIES)
+        field_of = partial(self._field, query.object_type)
+        soql = self._select(query.object_type, names) + where(query, field_of) + order_by(query)
+        soql += f" LIMIT {BATCH_MAX} OFFSET {LONGEST_OFFSET}"
+        return len(urlencode({"q": soql})) <= QUERY_URI_MAX
+
+    def _search_page(self, query: SearchQuery) -> Page:
         object_type = query.object_type
         names = list(dict.fromkeys(query.properties)) or list(DEFAULT_PROPERTIES)
         limit = max(1, min(query.limit, BATCH_MAX))
