@@ -183,13 +183,14 @@ def _user_label(user: SandboxUser) -> str:
 
 
 def _decide(request: HttpRequest, call: Call, screen: ConsentScreen) -> Reply:
-    params, nonce = _signed_params(request.POST.get("consent", ""), screen)
-    decision = request.POST.get("decision", "")
+    form = call.form()
+    params, nonce = _signed_params(form.get("consent", ""), screen)
+    decision = form.get("decision", "")
     if decision == "deny":
         return _redirect(params.redirect_uri, {**screen.denied, "state": params.state})
     if decision != "allow":
         raise ConsentError("invalid_decision", "Choose Allow or Deny.")
-    user = _chosen_user(request.POST.get("user", ""), screen)
+    user = _chosen_user(form.get("user", ""), screen)
     call.account, call.user = user.account, user
     code = auth_codes.issue_code(
         user,

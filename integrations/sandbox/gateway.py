@@ -16,7 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
 from integrations.sandbox import store
@@ -126,6 +127,15 @@ class Call:
             raise SandboxError(
                 400, f"Invalid input JSON on line 1: {exc}", "VALIDATION_ERROR"
             ) from None
+
+    def form(self) -> QueryDict:
+        """The request's form fields; none when the body cannot be read as a form (a
+        multipart body without its boundary), so the endpoint answers its own "missing
+        parameter" error, as the CRMs' token endpoints do, instead of crashing."""
+        try:
+            return self.request.POST
+        except MultiPartParserError:
+            return QueryDict()
 
     def require_scope(self, scope: str) -> None:
         """Refuse a HubSpot call whose token was granted scopes, but not this one.

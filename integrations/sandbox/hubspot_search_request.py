@@ -237,7 +237,7 @@ def _sort(body: str | _SortBody, path: list[str | int], locator: JsonLocator) ->
 def _offset(after: str | None, locator: JsonLocator) -> int:
     if after is None or after == "":
         return 0
-    if not after.isdigit():
+    if not (after.isascii() and after.isdigit()):
         raise locator.at_start(["after"], f'Cannot parse "after" as an offset: "{after}"')
     return int(after)
 

@@ -35,7 +35,7 @@ class Portal:
     token: str
 
     def call(self, method: str, path: str, *, token: str | None = None, **kwargs):
-        headers = {"Authorization": f"Bearer {token or self.token}"}
+        headers = {"Authorization": f"Bearer {token or self.token}", **kwargs.pop("headers", {})}
         kwargs.setdefault("timeout", 5)
         return requests.request(method, self.url + path, headers=headers, **kwargs)
 
@@ -622,6 +622,226 @@ def test_batch_create_answers_201(portal):
     assert response.json()["status"] == "COMPLETE"
 
 
+# --- malformed bodies ----------------------------------------------------------------------
+
+STRING_LIST = "java.util.ArrayList<java.lang.String>"
+CORE = "com.hubspot.inbounddb.publicobject.core.v2"
+
+
+def _raw(portal: Portal, method: str, path: str, body: str | bytes, **headers: str):
+    headers = {"Content-Type": "application/json", **headers}
+    return portal.call(method, path, data=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        (
+            "/crm/v3/objects/deals/batch/read",
+            '{"inputs": [{"id": "1"}], "properties": "dealname"}',
+            f"Invalid input JSON on line 1, column 41: Cannot deserialize value of type "
+            f'`{STRING_LIST}` from String value ("dealname")',
+        ),
+        (
+            "/crm/v3/objects/deals/batch/read",
+            '{"inputs": [{"id": "1"}], "propertiesWithHistory": {"amount": true}}',
+            "Invalid input JSON on line 1, column 52: Cannot deserialize value of type "
+            f"`{STRING_LIST}` from Object value (token `JsonToken.START_OBJECT`)",
+        ),
+        (
+            "/crm/v3/objects/deals/batch/read",
+            '{"inputs": [{"id": {"value": "1"}}]}',
+            "Invalid input JSON on line 1, column 20: Cannot deserialize value of type "
+            "`java.lang.String` from Object value (token `JsonToken.START_OBJECT`)",
+        ),
+        (
+            "/crm/v3/objects/deals/batch/update",
+            '{"inputs": [{"id": "1", "idProperty": {"name": "x"}, "properties": {}}]}',
+            "Invalid input JSON on line 1, column 39: Cannot deserialize value of type "
+            "`java.lang.String` from Object value (token `JsonToken.START_OBJECT`)",
+        ),
+        (
+            "/crm/v3/objects/deals/batch/update",
+            '{"inputs": [{"id": "1", "properties": null}]}',
+            "Invalid input JSON on line 1, column 43: Cannot build SimplePublicObjectBatchInput, "
+            "some of required attributes are not set [properties]",
+        ),
+        (
+            "/crm/v3/objects/deals/batch/create",
+            '{"inputs": ["dealname"]}',
+            "Invalid input JSON on line 1, column 13: Cannot deserialize value of type "
+            f'`{CORE}.SimplePublicObjectInputForCreate` from String value ("dealname")',
+        ),
+        (
+            "/crm/v3/objects/deals",
+            '{"properties": null}',
+            "Invalid input JSON on line 1, column 20: Cannot build "
+            "SimplePublicObjectInputForCreate, some of required attributes are not set "
+            "[properties]",
+        ),
+        (
+            "/crm/v3/objects/deals",
+            '{"properties": {"dealname": ["Acme"]}}',
+            "Invalid input JSON on line 1, column 29: Cannot deserialize value of type "
+            "`java.lang.String` from Array value (token `JsonToken.START_ARRAY`)",
+        ),
+        (
+            "/crm/v3/objects/deals",
+            '{"properties": {}, "associations": [{"to": {"id": [1]}, "types": []}]}',
+            "Invalid input JSON on line 1, column 51: Cannot deserialize value of type "
+            "`java.lang.String` from Array value (token `JsonToken.START_ARRAY`)",
+        ),
+        (
+            "/crm/v4/associations/deals/companies/batch/read",
+            '{"inputs": [{"id": {"id": "1"}}]}',
+            "Invalid input JSON on line 1, column 20: Cannot deserialize value of type "
+            "`java.lang.String` from Object value (token `JsonToken.START_OBJECT`)",
+        ),
+        (
+            "/crm/v3/objects/deals",
+            '{"properties": {',
+            "Invalid input JSON on line 1, column 17: Expecting property name enclosed in "
+            "double quotes",
+        ),
+        (
+            "/crm/v3/objects/deals/batch/read",
+            "",
+            "Invalid input JSON on line 1, column 1: No content to map due to end-of-input",
+        ),
+    ],
+)
+def test_a_body_of_the_wrong_shape_is_hubspots_400(portal, path, body, message):
+    response = _raw(portal, "POST", path, body)
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["category"] == "VALIDATION_ERROR"
+    assert error["message"] == message
+    assert not SandboxRecord.objects.filter(account=portal.account).exists()
+
+
+def test_an_update_needs_its_properties_as_an_object(portal):
+    deal = portal.add("deal", {"name": "Acme"})
+    path = f"/crm/v3/objects/deals/{deal.crm_id}"
+
+    missing = _raw(portal, "PATCH", path, "{}")
+    listed = _raw(portal, "PATCH", path, '{"properties": [["dealname", "x"]]}')
+
+    assert (missing.status_code, listed.status_code) == (400, 400)
+    assert _error(missing)["message"] == (
+        "Invalid input JSON on line 1, column 2: Cannot build SimplePublicObjectInput, some of "
+        "required attributes are not set [properties]"
+    )
+    assert _error(listed)["message"] == (
+        "Invalid input JSON on line 1, column 16: Cannot deserialize value of type "
+        "`java.util.LinkedHashMap<java.lang.String,java.lang.String>` from Array value "
+        "(token `JsonToken.START_ARRAY`)"
+    )
+    deal.refresh_from_db()
+    assert deal.values["dealname"] == "Acme"
+
+
+def test_numbers_and_booleans_are_read_into_strings_as_hubspot_reads_them(portal):
+    deal = portal.add("deal", {"name": "Acme"})
+
+    read = portal.post(
+        "/crm/v3/objects/deals/batch/read",
+        {"inputs": [{"id": int(deal.crm_id)}], "properties": ["dealname", 7]},
+    )
+
+    assert read.status_code == 200
+    assert read.json()["results"][0]["properties"]["dealname"] == "Acme"
+
+
+# Bodies a careless or hostile client sends; none may crash an endpoint.
+_ODD_BODIES = (
+    "null",
+    "[]",
+    "7",
+    '"text"',
+    "{}",
+    '{"inputs": null}',
+    '{"inputs": {}}',
+    '{"inputs": [null]}',
+    '{"inputs": [7]}',
+    '{"inputs": [{}]}',
+    '{"inputs": [{"id": null, "properties": {}}]}',
+    '{"inputs": [{"id": [], "after": {}}]}',
+    '{"inputs": [{"id": "1", "properties": {"a": {}}}]}',
+    '{"inputs": [{"id": "1", "idProperty": {}, "properties": {}}]}',
+    '{"inputs": [{"id": "1"}], "properties": 7, "idProperty": []}',
+    '{"properties": 7, "associations": {}}',
+    '{"properties": {}, "associations": [null]}',
+    '{"properties": {}, "associations": [{"to": null, "types": null}]}',
+    '{"properties": {}, "associations": [{"to": {"id": "1"}, "types": [7]}]}',
+    '[{"associationCategory": [], "associationTypeId": "x"}]',
+    '[{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 1.5}]',
+    "[null]",
+)
+
+
+def test_no_hubspot_endpoint_answers_a_malformed_body_with_a_500(portal):
+    deal = portal.add("deal", {"name": "Acme"})
+    acme = portal.add("company", {"name": "Acme"})
+    before = dict(deal.values)
+    endpoints = [
+        ("POST", "/crm/v3/objects/deals"),
+        ("PATCH", f"/crm/v3/objects/deals/{deal.crm_id}"),
+        ("POST", "/crm/v3/objects/deals/batch/read"),
+        ("POST", "/crm/v3/objects/deals/batch/update"),
+        ("POST", "/crm/v3/objects/deals/batch/create"),
+        ("POST", "/crm/v3/objects/deals/search"),
+        ("PUT", f"/crm/v4/objects/deals/{deal.crm_id}/associations/companies/{acme.crm_id}"),
+        ("POST", "/crm/v4/associations/deals/companies/batch/read"),
+    ]
+
+    answers = {
+        (method, path.replace(deal.crm_id, "{id}"), body): _raw(portal, method, path, body)
+        for method, path in endpoints
+        for body in _ODD_BODIES
+    }
+
+    crashed = {key: answer.status_code for key, answer in answers.items() if answer.ok is False}
+    assert {key: status for key, status in crashed.items() if status >= 500} == {}
+    assert all(_error(answers[key])["message"] for key in crashed)
+    deal.refresh_from_db()
+    assert deal.values == before
+
+
+@pytest.mark.parametrize("after", ["²", "-1", "9" * 30])
+def test_an_after_that_is_no_offset_is_a_validation_error(portal, after):
+    deal = portal.add("deal", {"name": "Acme"})
+
+    answers = [
+        portal.get("/crm/v3/objects/deals", params={"after": after}),
+        portal.get(f"/crm/v4/objects/deals/{deal.crm_id}/associations/companies?after={after}"),
+        portal.get("/crm/v3/owners/", params={"after": after}),
+        portal.post(
+            "/crm/v4/associations/deals/companies/batch/read",
+            {"inputs": [{"id": deal.crm_id, "after": after}]},
+        ),
+        portal.post("/crm/v3/objects/deals/search", {"after": after}),
+    ]
+
+    assert [answer.status_code for answer in answers] == [400] * 5
+    assert {_error(answer)["category"] for answer in answers} == {"VALIDATION_ERROR"}
+
+
+def test_values_beyond_what_hubspot_can_hold_are_invalid_not_a_crash(portal):
+    deal = portal.add("deal", {"name": "Acme"})
+
+    response = portal.patch(
+        f"/crm/v3/objects/deals/{deal.crm_id}",
+        {"properties": {"amount": "1e999999999", "closedate": "9" * 25}},
+    )
+
+    assert response.status_code == 400
+    codes = {
+        error["context"]["propertyName"][0]: error["code"] for error in response.json()["errors"]
+    }
+    assert codes == {"amount": "INVALID_LONG", "closedate": "INVALID_DATE"}
+
+
 # --- search --------------------------------------------------------------------------------
 
 
@@ -962,6 +1182,20 @@ def test_bad_grants_get_hubspots_token_errors(portal):
         assert answer.json()["message"] == "missing or unknown refresh token"
     assert (code.status_code, code.json()["status"]) == (400, "BAD_AUTH_CODE")
     assert (grant.status_code, grant.json()["status"]) == (400, "BAD_GRANT_TYPE")
+
+
+def test_a_token_request_that_is_no_readable_form_is_a_bad_grant(portal):
+    response = requests.post(
+        portal.url + "/oauth/v1/token",
+        data=b"grant_type=refresh_token",
+        headers={"Content-Type": "multipart/form-data"},  # no boundary
+        timeout=5,
+    )
+
+    assert response.status_code == 400
+    assert response.json()["status"] == "BAD_GRANT_TYPE"
+    assert response.json()["message"] == "missing or unknown grant type"
+    assert response.json()["correlationId"] == response.headers["X-HubSpot-Correlation-Id"]
 
 
 # --- rate limits ---------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, Reply, endpoint
-from integrations.sandbox.hubspot import schema, writes
+from integrations.sandbox.hubspot import bodies, schema, writes
 from integrations.sandbox.hubspot.common import (
     ASSOCIATION_TYPES,
     DEFAULT_TYPES,
@@ -21,6 +21,7 @@ from integrations.sandbox.hubspot.common import (
     not_found,
     not_numeric,
     object_name_of,
+    offset,
     query_int,
     require_object_scope,
 )
@@ -89,10 +90,7 @@ def list_associations(
     record = store.live_records(call.account, source).filter(crm_id=object_id).first()
     found = _grouped([record], target).get(record.pk, []) if record else []
     limit = query_int(request, "limit", PAGE_LIMIT, PAGE_LIMIT)
-    after = request.GET.get("after", "0").strip() or "0"
-    if not after.isdigit():
-        raise writes.invalid_input(f"Unable to parse after value: {after}")
-    start = int(after)
+    start = offset(request.GET.get("after"))
     page = found[start : start + limit]
     data: dict = {"results": page}
     if start + limit < len(found):
@@ -113,8 +111,8 @@ def create_labelled(
     source_name, target_name = _pair(call, object_type, to_object_type, "write")
     source = _record(call.account, source_name, object_id)
     target = _record(call.account, target_name, to_object_id)
-    specs = call.json_body()
-    if not isinstance(specs, list) or not specs:
+    specs = bodies.read(call, bodies.AssociationSpecs)
+    if not specs:
         raise writes.invalid_input("Invalid input JSON: expected an array of association types")
     kinds = [writes.association_kind(source_name, target_name, spec) for spec in specs]
     with transaction.atomic():
@@ -206,10 +204,7 @@ def create_default(
 
 def _batch_inputs(call: Call) -> list[tuple[str, int]]:
     """``(id, offset)`` per input, once each; ``after`` is the offset a result's paging gave."""
-    body = call.json_body()
-    inputs = body.get("inputs") if isinstance(body, dict) else None
-    if not isinstance(inputs, list):
-        raise writes.invalid_input("Invalid input JSON: inputs must be an array")
+    inputs = bodies.read(call, bodies.AssociationBatchRead).inputs or []
     if len(inputs) > BATCH_READ_LIMIT:
         raise writes.invalid_input(
             f"The maximum number of inputs supported in a batch request is {BATCH_READ_LIMIT}. "
@@ -217,12 +212,9 @@ def _batch_inputs(call: Call) -> list[tuple[str, int]]:
         )
     parsed = []
     for item in inputs:
-        if not isinstance(item, dict) or item.get("id") in (None, ""):
+        if not item.id:
             raise writes.invalid_input("Invalid input JSON: every input needs an id")
-        after = str(item.get("after") or "0").strip()
-        if not after.isdigit():
-            raise writes.invalid_input(f"Unable to parse after value: {after}")
-        parsed.append((str(item["id"]), int(after)))
+        parsed.append((item.id, offset(item.after)))
     return list(dict.fromkeys(parsed))
 
 

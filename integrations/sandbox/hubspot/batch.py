@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, Reply, endpoint
-from integrations.sandbox.hubspot import schema, writes
+from integrations.sandbox.hubspot import bodies, schema, writes
 from integrations.sandbox.hubspot.common import PROVIDER, SINGULAR, ObjectContext, query_flag
 from integrations.sandbox.hubspot.objects import written_object
 from integrations.sandbox.hubspot.values import format_datetime
@@ -24,14 +24,7 @@ BATCH_LIMIT = 100
 HISTORY_BATCH_LIMIT = 50
 
 
-def _body(call: Call) -> dict:
-    body = call.json_body()
-    if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
-        raise writes.invalid_input("Invalid input JSON: inputs must be an array")
-    return body
-
-
-def _check_size(inputs: list, *, history: bool) -> None:
+def _check_size(inputs: Sequence[object], *, history: bool) -> None:
     if history and len(inputs) > HISTORY_BATCH_LIMIT:
         raise writes.invalid_input(
             "The maximum number of inputs supported in a batch request for property histories "
@@ -122,12 +115,10 @@ def _batch_reply(
     return Reply(data, 207)
 
 
-def _input_ids(inputs: list) -> list[str]:
-    ids = []
-    for item in inputs:
-        if not isinstance(item, dict) or item.get("id") in (None, ""):
-            raise writes.invalid_input("Invalid input JSON: every input needs an id")
-        ids.append(str(item["id"]))
+def _input_ids(inputs: Sequence[bodies.ObjectId | bodies.BatchUpdateInput]) -> list[str]:
+    ids = [item.id or "" for item in inputs]
+    if "" in ids:
+        raise writes.invalid_input("Invalid input JSON: every input needs an id")
     return ids
 
 
@@ -135,16 +126,14 @@ def _input_ids(inputs: list) -> list[str]:
 def batch_read(request: HttpRequest, call: Call, object_type: str) -> Reply:
     started = store.now()
     ctx = ObjectContext.load(call, object_type, "read")
-    body = _body(call)
-    history = [str(name) for name in body.get("propertiesWithHistory") or []]
-    _check_size(body["inputs"], history=bool(history))
-    keys = list(dict.fromkeys(_input_ids(body["inputs"])))
-    found = _read_by_key(
-        ctx, keys, body.get("idProperty"), archived=query_flag(request, "archived")
-    )
+    body = bodies.read(call, bodies.BatchRead)
+    inputs = body.inputs or []
+    history = body.properties_with_history or []
+    _check_size(inputs, history=bool(history))
+    keys = list(dict.fromkeys(_input_ids(inputs)))
+    found = _read_by_key(ctx, keys, body.id_property, archived=query_flag(request, "archived"))
     records = [found[key] for key in keys if key in found]
-    properties = [str(name) for name in body.get("properties") or []]
-    results = ctx.render_many(records, properties, history)
+    results = ctx.render_many(records, body.properties or [], history)
     call.note_read(ctx.object_name, [record.crm_id for record in records])
     return _batch_reply(ctx, results, [key for key in keys if key not in found], started, 200)
 
@@ -153,7 +142,7 @@ def batch_read(request: HttpRequest, call: Call, object_type: str) -> Reply:
 def batch_update(request: HttpRequest, call: Call, object_type: str) -> Reply:
     started = store.now()
     ctx = ObjectContext.load(call, object_type, "write")
-    inputs = _body(call)["inputs"]
+    inputs = bodies.read(call, bodies.BatchUpdate).inputs or []
     _check_size(inputs, history=False)
     keys = _input_ids(inputs)
     duplicates = sorted({key for key in keys if keys.count(key) > 1})
@@ -163,7 +152,7 @@ def batch_update(request: HttpRequest, call: Call, object_type: str) -> Reply:
         )
     by_id_property: dict[str | None, list[str]] = {}
     for item, key in zip(inputs, keys, strict=True):
-        by_id_property.setdefault(item.get("idProperty"), []).append(key)
+        by_id_property.setdefault(item.id_property, []).append(key)
     found: dict[str, SandboxRecord] = {}
     for id_property, group in by_id_property.items():
         found.update(_records_by_key(ctx, group, id_property))
@@ -176,7 +165,7 @@ def batch_update(request: HttpRequest, call: Call, object_type: str) -> Reply:
         problems: list[writes.Problem] = []
         for item, key in zip(inputs, keys, strict=True):
             record = found.get(key)
-            clean, wrong = writes.check_properties(ctx, item.get("properties"), record)
+            clean, wrong = writes.check_properties(ctx, item.properties or {}, record)
             problems.extend(wrong)
             if record is not None:
                 planned.append((record, clean))
@@ -194,16 +183,14 @@ def batch_update(request: HttpRequest, call: Call, object_type: str) -> Reply:
 def batch_create(request: HttpRequest, call: Call, object_type: str) -> Reply:
     started = store.now()
     ctx = ObjectContext.load(call, object_type, "write")
-    inputs = _body(call)["inputs"]
+    inputs = bodies.read(call, bodies.BatchCreate).inputs or []
     _check_size(inputs, history=False)
     planned = []
     problems: list[writes.Problem] = []
     for item in inputs:
-        if not isinstance(item, dict):
-            raise writes.invalid_input("Invalid input JSON: every input must be an object")
-        clean, wrong = writes.check_properties(ctx, item.get("properties"))
+        clean, wrong = writes.check_properties(ctx, item.properties or {})
         problems.extend(wrong)
-        planned.append((clean, writes.planned_links(ctx, item.get("associations"))))
+        planned.append((clean, writes.planned_links(ctx, item.associations or [])))
     if problems:
         raise writes.validation_error(ctx, problems)
     emails = [clean.get("email") for clean, _ in planned if clean.get("email")]

@@ -39,6 +39,7 @@ OBJECT_NAMES = {
     "deal": "deals",
     "0-3": "deals",
 }
+LONG_DIGITS = 18  # every offset of this many digits fits Java's long
 SINGULAR = {"contacts": "contact", "companies": "company", "deals": "deal"}
 DEFAULT_PROPERTIES = {
     "contacts": (
@@ -140,6 +141,15 @@ def query_int(request: HttpRequest, key: str, default: int, maximum: int) -> int
             400, f"{key} must be between 1 and {maximum}, got {number}", "VALIDATION_ERROR"
         )
     return number
+
+
+def offset(raw: str | None, key: str = "after") -> int:
+    """A paging offset (``after``) as HubSpot reads it: ASCII digits only, at most a long.
+    ``str.isdigit`` alone would pass "²", which ``int`` then refuses."""
+    text = (raw or "").strip() or "0"
+    if not (text.isascii() and text.isdigit()) or len(text) > LONG_DIGITS:
+        raise SandboxError(400, f"Unable to parse {key} value: {text}", "VALIDATION_ERROR")
+    return int(text)
 
 
 def next_page(request: HttpRequest, after: str) -> dict:

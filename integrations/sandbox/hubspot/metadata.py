@@ -13,6 +13,7 @@ from integrations.sandbox.hubspot.common import (
     next_page,
     not_found,
     object_name_of,
+    offset,
     query_flag,
     query_int,
     query_list,
@@ -130,10 +131,7 @@ def list_owners(request: HttpRequest, call: Call) -> Reply:
     if email:
         users = users.filter(email=email)
     limit = query_int(request, "limit", 100, OWNERS_LIMIT)
-    after = request.GET.get("after", "0").strip() or "0"
-    if not after.isdigit():
-        raise writes.invalid_input(f"Unable to parse after value: {after}")
-    start = int(after)
+    start = offset(request.GET.get("after"))
     page = list(users[start : start + limit + 1])
     data: dict = {"results": [owner_body(user) for user in page[:limit]]}
     if len(page) > limit:

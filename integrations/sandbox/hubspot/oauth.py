@@ -16,7 +16,7 @@ import secrets
 from datetime import timedelta
 
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 
 from integrations.sandbox import auth_codes, store
 from integrations.sandbox.auth_codes import CodeProblem, CodeRejected, IssuedTokens
@@ -61,21 +61,22 @@ def _token_error(call: Call, status: str, message: str, http_status: int = 400) 
 
 @endpoint(PROVIDER, RequestKind.AUTH, authenticate=False)
 def create_token(request: HttpRequest, call: Call) -> Reply:
-    grant_type = request.POST.get("grant_type", "")
+    form = call.form()
+    grant_type = form.get("grant_type", "")
     if grant_type == "refresh_token":
-        return _refresh(call, request.POST.get("refresh_token", ""))
+        return _refresh(call, form.get("refresh_token", ""))
     if grant_type == "authorization_code":
-        return _exchange_code(call, request)
+        return _exchange_code(call, form)
     raise _token_error(call, "BAD_GRANT_TYPE", "missing or unknown grant type")
 
 
-def _exchange_code(call: Call, request: HttpRequest) -> Reply:
+def _exchange_code(call: Call, form: QueryDict) -> Reply:
     try:
         token = auth_codes.exchange_code(
             PROVIDER,
-            request.POST.get("code", ""),
-            client_id=request.POST.get("client_id", ""),
-            redirect_uri=request.POST.get("redirect_uri", ""),
+            form.get("code", ""),
+            client_id=form.get("client_id", ""),
+            redirect_uri=form.get("redirect_uri", ""),
             mint=_mint,
         )
     except CodeRejected as rejected:

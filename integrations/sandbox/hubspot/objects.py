@@ -8,7 +8,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, Reply, endpoint
-from integrations.sandbox.hubspot import schema, writes
+from integrations.sandbox.hubspot import bodies, schema, writes
 from integrations.sandbox.hubspot.common import (
     OBJECT_NAMES,
     PROVIDER,
@@ -17,6 +17,7 @@ from integrations.sandbox.hubspot.common import (
     next_page,
     not_found,
     not_numeric,
+    offset,
     query_flag,
     query_int,
     query_list,
@@ -71,11 +72,8 @@ def list_objects(request: HttpRequest, call: Call, object_type: str) -> Reply:
     history = query_list(request, "propertiesWithHistory")
     limit = query_int(request, "limit", 10, HISTORY_LIST_LIMIT if history else LIST_LIMIT)
     records = by_numeric_id(ctx.archived() if query_flag(request, "archived") else ctx.live())
-    after = request.GET.get("after", "").strip()
-    if after:
-        if not after.isdigit():
-            raise writes.invalid_input(f"Unable to parse after value: {after}")
-        records = records.filter(number__gte=int(after))
+    if request.GET.get("after", "").strip():
+        records = records.filter(number__gte=offset(request.GET["after"]))
     page = list(records[: limit + 1])
     shown = page[:limit]
     results = ctx.render_many(shown, query_list(request, "properties"), history)
@@ -98,11 +96,9 @@ def _associations_of(ctx: ObjectContext, record: SandboxRecord, names: list[str]
 @endpoint(PROVIDER, RequestKind.WRITE)
 def create_object(request: HttpRequest, call: Call, object_type: str) -> Reply:
     ctx = ObjectContext.load(call, object_type, "write")
-    body = call.json_body()
-    if not isinstance(body, dict):
-        raise writes.invalid_input("Invalid input JSON: expected an object")
-    clean = writes.validated(ctx, body.get("properties"))
-    links = writes.planned_links(ctx, body.get("associations"))
+    body = bodies.read(call, bodies.ObjectCreate)
+    clean = writes.validated(ctx, body.properties or {})
+    links = writes.planned_links(ctx, body.associations or [])
     with transaction.atomic():
         writes.check_unique_email(ctx, clean)
         record = writes.create(ctx, call, clean)
@@ -133,16 +129,14 @@ def get_object(request: HttpRequest, call: Call, object_type: str, object_id: st
 def update_object(request: HttpRequest, call: Call, object_type: str, object_id: str) -> Reply:
     ctx = ObjectContext.load(call, object_type, "write")
     record = find_record(ctx, object_id, id_property=request.GET.get("idProperty"))
-    body = call.json_body()
-    if not isinstance(body, dict):
-        raise writes.invalid_input("Invalid input JSON: expected an object")
+    properties = bodies.read(call, bodies.ObjectInput).properties or {}
     with transaction.atomic():
         # Checked and merged against the record as it is under its lock, not as found above:
         # a write to another field may have landed in between.
         store.lock_record(record)
         if record.deleted_at is not None:
             raise not_found()
-        clean = writes.validated(ctx, body.get("properties"), record)
+        clean = writes.validated(ctx, properties, record)
         writes.check_unique_email(ctx, clean, record)
         writes.update(ctx, call, record, clean)
     return Reply(written_object(ctx, record, clean))

@@ -21,6 +21,8 @@ from functools import lru_cache
 
 from integrations.sandbox.models import SandboxProperty
 
+DOUBLE_DIGITS = 308  # decimal exponents a double can hold
+
 
 class ValueProblem(Exception):
     """One invalid property value, with HubSpot's error code and wording."""
@@ -94,16 +96,23 @@ def _number(text: str) -> str:
         number = Decimal(text.strip())
     except InvalidOperation:
         raise ValueProblem("INVALID_LONG", f"{text} was not a valid long.") from None
-    if not number.is_finite():
+    # HubSpot holds numbers as doubles; beyond their range (1e999999999 would be a
+    # billion-digit string in plain notation) a value is refused, not written out.
+    out_of_range = number and abs(number.adjusted()) > DOUBLE_DIGITS
+    if not number.is_finite() or out_of_range:
         raise ValueProblem("INVALID_LONG", f"{text} was not a valid long.")
     return format_number(number)
 
 
 def _epoch(text: str) -> datetime | None:
     stripped = text.strip()
-    if stripped.lstrip("-").isdigit():
+    digits = stripped.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
         return datetime.fromtimestamp(int(stripped) / 1000, tz=UTC)
-    return None
+    except (OverflowError, ValueError, OSError):
+        raise ValueProblem("INVALID_DATE", f"{text} was not a valid date.") from None
 
 
 def _iso(text: str) -> datetime | None:

@@ -5,10 +5,11 @@ Every invalid property of a write is reported at once, in HubSpot's VALIDATION_E
 """
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, SandboxError
+from integrations.sandbox.hubspot import bodies
 from integrations.sandbox.hubspot.common import (
     ASSOCIATION_TYPES,
     DEFAULT_TYPES,
@@ -51,13 +52,9 @@ def invalid_input(message: str) -> SandboxError:
 
 
 def check_properties(
-    ctx: ObjectContext, properties: object, record: SandboxRecord | None = None
+    ctx: ObjectContext, properties: Mapping[str, str | None], record: SandboxRecord | None = None
 ) -> tuple[dict[str, str | None], list[Problem]]:
     """The stored form of each written value (None clears), and what is wrong with them."""
-    if properties is None:
-        properties = {}
-    if not isinstance(properties, dict):
-        raise invalid_input("Invalid input JSON: properties must be an object")
     clean: dict[str, str | None] = {}
     problems: list[Problem] = []
     for name, raw in properties.items():
@@ -115,7 +112,7 @@ def _check_stage(
 
 
 def validated(
-    ctx: ObjectContext, properties: object, record: SandboxRecord | None = None
+    ctx: ObjectContext, properties: Mapping[str, str | None], record: SandboxRecord | None = None
 ) -> dict[str, str | None]:
     clean, problems = check_properties(ctx, properties, record)
     if problems:
@@ -163,14 +160,14 @@ def update(
     call.note_write(ctx.object_name, record.crm_id, dict(clean))
 
 
-def association_kind(source: str, target: str | None, spec: object) -> tuple[AssociationType, str]:
+def association_kind(
+    source: str, target: str | None, spec: bodies.AssociationSpec
+) -> tuple[AssociationType, str]:
     """The association type an AssociationSpec names, checked against the objects it joins
     (``target`` None: any object the type leads to)."""
-    if not isinstance(spec, dict):
-        raise invalid_input("Invalid input JSON: association types must be objects")
-    category = str(spec.get("associationCategory") or "HUBSPOT_DEFINED")
-    type_id = spec.get("associationTypeId")
-    kind = ASSOCIATION_TYPES.get(type_id) if isinstance(type_id, int) else None
+    category = spec.association_category or "HUBSPOT_DEFINED"
+    type_id = spec.association_type_id
+    kind = ASSOCIATION_TYPES.get(type_id) if type_id is not None else None
     if kind is None or kind.source != source or target not in (None, kind.target):
         between = f"{source} and {target}" if target else source
         raise invalid_input(f"{category} {type_id} is not a valid association type for {between}")
@@ -197,21 +194,16 @@ def link(
 
 
 def planned_links(
-    ctx: ObjectContext, associations: object
+    ctx: ObjectContext, associations: Sequence[bodies.AssociationInput]
 ) -> list[tuple[SandboxRecord, AssociationType, str]]:
     """The ``associations`` of a create request, checked before anything is written."""
-    if associations is None:
-        return []
-    if not isinstance(associations, list):
-        raise invalid_input("Invalid input JSON: associations must be an array")
     planned = []
     for item in associations:
-        to = item.get("to") if isinstance(item, dict) else None
-        target_id = str(to.get("id", "")) if isinstance(to, dict) else ""
-        types = item.get("types") if isinstance(item, dict) else None
-        if not target_id or not isinstance(types, list) or not types:
+        # bodies.read has refused a missing ``to``, its id, or ``types``.
+        target_id = item.to.id if item.to else ""
+        if not target_id or not item.types:
             raise invalid_input("Invalid input JSON: each association needs to.id and types")
-        for spec in types:
+        for spec in item.types:
             kind, category = association_kind(ctx.object_name, None, spec)
             target = store.live_records(ctx.account, kind.target).filter(crm_id=target_id).first()
             if target is None:

@@ -58,12 +58,12 @@ def _oauth_error(error: str, description: str) -> SandboxError:
 
 @endpoint(SALESFORCE, RequestKind.AUTH, authenticate=False)
 def token(request: HttpRequest, call: Call) -> Reply:
-    grant_type = request.POST.get("grant_type", "")
+    grant_type = call.form().get("grant_type", "")
     if grant_type == "authorization_code":
         return _exchange_code(request, call)
     if grant_type != "refresh_token":
         raise _oauth_error("unsupported_grant_type", "grant type not supported")
-    refresh = request.POST.get("refresh_token", "")
+    refresh = call.form().get("refresh_token", "")
     found = (
         SandboxToken.objects.select_related("account", "user")
         .filter(refresh_token=refresh, account__provider=SALESFORCE)
@@ -85,9 +85,9 @@ def _exchange_code(request: HttpRequest, call: Call) -> Reply:
     try:
         found = auth_codes.exchange_code(
             SALESFORCE,
-            request.POST.get("code", ""),
-            client_id=request.POST.get("client_id", ""),
-            redirect_uri=request.POST.get("redirect_uri", ""),
+            call.form().get("code", ""),
+            client_id=call.form().get("client_id", ""),
+            redirect_uri=call.form().get("redirect_uri", ""),
             mint=_mint,
         )
     except CodeRejected as rejected:
@@ -133,7 +133,7 @@ def _token_answer(request: HttpRequest, found: SandboxToken, *, with_refresh_tok
 
 @endpoint(SALESFORCE, RequestKind.AUTH, authenticate=False)
 def revoke(request: HttpRequest, call: Call) -> Reply:
-    value = request.POST.get("token") or request.GET.get("token", "")
+    value = call.form().get("token") or request.GET.get("token", "")
     found = (
         SandboxToken.objects.select_related("account", "user")
         .filter(Q(access_token=value) | Q(refresh_token=value), account__provider=SALESFORCE)
