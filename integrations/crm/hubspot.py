@@ -15,6 +15,7 @@ change landing between them is not caught; nothing in HubSpot's API can close th
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from decimal import Decimal
@@ -82,6 +83,8 @@ ASSOCIATIONS_PAGE = 500
 ASSOCIATIONS_BATCH = 1000  # ids per v4 batch read
 # A batch read's 207 error for ids with nothing associated: an empty answer, not a failure.
 NO_ASSOCIATIONS = "crm.associations.NO_ASSOCIATIONS_FOUND"
+# ...and its message when no subCategory says so: "No deal is associated with company 7."
+_NO_ASSOCIATIONS_TEXT = re.compile(r"\bno\b.+\bis associated with\b|\bno associations\b", re.I)
 OWNERS_PAGE = 500
 
 API_EXCEPTIONS = (
@@ -512,9 +515,35 @@ def _refuse_batch_errors(response: Any) -> None:
     """Raise the first error of a 207 other than "nothing associated": the answer would
     otherwise read as ids without associations."""
     for error in getattr(response, "errors", None) or []:
-        if error.sub_category == NO_ASSOCIATIONS:
+        if _says_no_associations(error):
             continue
         raise errors.CrmError(error.message, provider=PROVIDER, status=207, code=error.category)
+
+
+def _says_no_associations(error: Any) -> bool:
+    """Whether a batch error only says that a record has nothing associated.
+
+    HubSpot answers ``subCategory: "crm.associations.NO_ASSOCIATIONS_FOUND"``, but its own
+    spec types ``subCategory`` as an object, so it may come as ``{"name": ...}`` (the SDK
+    hands such an object over as a dict), with or without the ``crm.associations.`` prefix.
+    Without a subCategory the category or the message must say it. Any other subCategory
+    is a real error."""
+    sub = getattr(error, "sub_category", None)
+    if isinstance(sub, Mapping):
+        names = [value for value in sub.values() if isinstance(value, str)]
+    elif sub is not None and sub != "":
+        names = [str(getattr(sub, "name", sub))]
+    else:
+        names = []
+    if names:
+        return any(_is_no_associations(name) for name in names)
+    category = str(getattr(error, "category", None) or "")
+    message = str(getattr(error, "message", None) or "")
+    return _is_no_associations(category) or bool(_NO_ASSOCIATIONS_TEXT.search(message))
+
+
+def _is_no_associations(name: str) -> bool:
+    return name.strip().rpartition(".")[2].upper() == NO_ASSOCIATIONS.rpartition(".")[2]
 
 
 def _next_after(response: Any) -> str | None:

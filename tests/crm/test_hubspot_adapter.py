@@ -490,6 +490,61 @@ def test_associations_many_follows_each_records_paging_in_one_batch(hub, monkeyp
     assert len(hub.requests("/batch/read")) - before == 3
 
 
+def _no_associations_as(**changes: object):
+    """The sandbox's "nothing associated" 207 error with ``changes`` (None: key left out)."""
+    original = sandbox_associations._no_associations
+
+    def answer(source_name: str, target_name: str, crm_id: str) -> dict:
+        error = {**original(source_name, target_name, crm_id), **changes}
+        return {key: value for key, value in error.items() if value is not None}
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"subCategory": {"name": "crm.associations.NO_ASSOCIATIONS_FOUND"}},
+        {"subCategory": {"name": "NO_ASSOCIATIONS_FOUND", "id": 7}},
+        {"subCategory": "NO_ASSOCIATIONS_FOUND"},
+        {"subCategory": None},
+        {"subCategory": None, "category": "NO_ASSOCIATIONS_FOUND", "message": "Nothing here"},
+    ],
+    ids=["string", "object", "object-without-prefix", "short", "missing", "category"],
+)
+def test_no_associations_is_an_empty_answer_whatever_shape_its_subcategory_has(
+    hub, monkeypatch, changes
+):
+    monkeypatch.setattr(sandbox_associations, "_no_associations", _no_associations_as(**changes))
+    acme = hub.add("company", {"name": "Acme"})
+    lonely = hub.add("company", {"name": "Lonely"})
+    deal = hub.add("deal", {"name": "A"}, associations=[acme])
+
+    found = hub.client.associations_many(COMPANY, [acme.crm_id, lonely.crm_id], DEAL)
+
+    assert found == {acme.crm_id: [deal.crm_id], lonely.crm_id: []}
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"subCategory": {"name": "crm.associations.TOO_MANY_ASSOCIATIONS"}},
+        {"subCategory": None, "message": "Something else went wrong"},
+    ],
+    ids=["other-subcategory", "other-message"],
+)
+def test_any_other_batch_error_is_raised(hub, monkeypatch, changes):
+    monkeypatch.setattr(sandbox_associations, "_no_associations", _no_associations_as(**changes))
+    lonely = hub.add("company", {"name": "Lonely"})
+
+    with pytest.raises(errors.CrmError) as caught:
+        hub.client.associations_many(COMPANY, [lonely.crm_id], DEAL)
+
+    assert caught.value.status == 207
+    assert caught.value.code == "OBJECT_NOT_FOUND"
+
+
 def test_create_associates_in_either_direction_with_the_default_types(hub):
     acme = hub.add("company", {"name": "Acme"})
     jane = hub.add("contact", {"email": "jane@acme.example"})
