@@ -11,6 +11,10 @@ dot is always the decimal point, so "€ 12.500" is 12.5 (European thousands dot
 guessed at), and a comma that does not separate thousands is refused. Ranges, percentages,
 "(500)" and numbers in words are refused: each needs a choice the model, not this module,
 should make explicitly.
+
+Text: what a transcript says reaches the CRM as plain words. Markup is stripped (with what
+script and style hold), control characters removed, whitespace normalised; appended notes
+start a new line in a multi-line field and follow "; " in a one-line one.
 """
 
 import re
@@ -27,6 +31,8 @@ from crm_agents.coerce_dates import (
     quoted,
     wire_moment,
 )
+from crm_agents.coerce_text import clean_text
+from crm_agents.coerce_text import collapse as _collapse
 from integrations.crm.types import PropertySpec, PropertyType
 
 __all__ = [
@@ -102,9 +108,9 @@ def coerce_value(
         case PropertyType.PHONE:
             value = _phone(raw)
         case PropertyType.TEXT:
-            value = _tidy_lines(_text(raw, "text", numbers=True))
+            value = clean_text(_text(raw, "text", numbers=True), lines=True)
         case PropertyType.STRING:
-            value = _collapse(_text(raw, "text", numbers=True))
+            value = clean_text(_text(raw, "text", numbers=True), lines=False)
         case _:
             raise CoercionError(f"{spec.label} is a {spec.type} field, which this cannot set")
     if max_length is not None and len(value) > max_length:
@@ -223,15 +229,6 @@ def _phone(raw: object) -> str:
     return f"{main} x{match['extension']}" if match["extension"] else main
 
 
-def _collapse(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _tidy_lines(text: str) -> str:
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return "\n".join(line.rstrip() for line in lines).strip()
-
-
 # --- comparison ----------------------------------------------------------------------------
 
 
@@ -290,8 +287,9 @@ class Planned:
     skip: str | None = None  # a human reason when nothing should be written (a no-op)
 
 
-# STRING fields are single-line in both CRMs, so appended notes get a visible divider there.
-_APPEND_SEPARATORS = {PropertyType.TEXT: "\n", PropertyType.STRING: " | "}
+# Appended notes start a new line in a multi-line field (HubSpot textarea, Salesforce
+# textarea); STRING fields are single-line in both CRMs, so there they follow a "; ".
+_APPEND_SEPARATORS = {PropertyType.TEXT: "\n", PropertyType.STRING: "; "}
 
 
 def apply_write_mode(
@@ -323,7 +321,9 @@ def apply_write_mode(
         _collapse(proposed).casefold() in _collapse(current).casefold()
     ):
         return Planned(None, skip="the field already contains this text")
-    return _within(current.rstrip() + separator + proposed.strip(), max_length, appended=True)
+    # "Pricing;" + "Security" reads "Pricing; Security", not "Pricing;; Security".
+    held = current.rstrip().removesuffix(separator.strip()).rstrip()
+    return _within(held + separator + proposed.strip(), max_length, appended=True)
 
 
 def _within(value: str, max_length: int | None, *, appended: bool) -> Planned:

@@ -1,8 +1,9 @@
 """Plan and gate: from the model's proposed values to the proposals a human or the apply
 step acts on.
 
-Each value is coerced to its property's type, run through the field's write mode against
-the value read from the CRM, and dropped when it would change nothing; then the guard vets
+Each value is coerced to its property's type (text without the transcript's markup or
+control characters), run through the field's write mode against the value read from the
+CRM, and dropped when it would change nothing or not fit the field; then the guard vets
 what remains. Every value ends up somewhere: a proposal to review or apply, or a dropped or
 denied one with its reason, so "why did (or didn't) this field change?" has an answer.
 """
@@ -46,13 +47,17 @@ def plan(
     for proposed in values:
         ask = asks[proposed.field]
         try:
-            value = coerce_value(proposed.raw_value, ask.spec, call_date=call_date)
+            value = coerce_value(
+                proposed.raw_value, ask.spec, call_date=call_date, max_length=ask.spec.max_length
+            )
         except CoercionError as exc:
             planned.append(PlannedProposal(ask, proposed, None, ProposalStatus.DROPPED, str(exc)))
             continue
         if value is None:
             continue  # nothing said: absence never clears a value
-        outcome = apply_write_mode(ask.write_mode, ask.current.value, value, ask.spec)
+        outcome = apply_write_mode(
+            ask.write_mode, ask.current.value, value, ask.spec, max_length=ask.spec.max_length
+        )
         if outcome.skip:
             planned.append(
                 PlannedProposal(ask, proposed, value, ProposalStatus.DROPPED, outcome.skip)

@@ -2,6 +2,7 @@
 
 from datetime import date
 from decimal import Decimal
+from html.parser import HTMLParser
 
 import pytest
 from hypothesis import assume, given, settings
@@ -412,7 +413,8 @@ def test_it_refuses_answers_that_are_not_yes_or_no(raw):
     [
         ("  Acme   Corp \n Ltd ", T.STRING, "Acme Corp Ltd"),
         ("Line one\r\nLine two", T.STRING, "Line one Line two"),
-        ("\n Line one   \n\n  indented  \r\nend\t\n", T.TEXT, "Line one\n\n  indented\nend"),
+        ("\n Line one   \n\n  indented  \r\nend\t\n", T.TEXT, "Line one\n\nindented\nend"),
+        ("one\n\n\n\ntwo", T.TEXT, "one\n\ntwo"),
         ("a\rb", T.TEXT, "a\nb"),
         (84000, T.STRING, "84000"),
         (84000.0, T.TEXT, "84000"),
@@ -421,6 +423,102 @@ def test_it_refuses_answers_that_are_not_yes_or_no(raw):
 )
 def test_it_tidies_text(raw, kind, expected):
     assert coerce(raw, kind) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "string", "text"),
+    [
+        (
+            "<script>alert('x')</script> send the <b>order form</b>",
+            "send the order form",
+            "send the order form",
+        ),
+        ("<style>p { color: red }</style>Budget <i>approved</i>", "Budget approved", None),
+        ("Unclosed <script>alert(1) and everything after", "Unclosed", None),
+        ("<SCRIPT type='text/javascript'>x()</SCRIPT>Legal review", "Legal review", None),
+        (
+            "Budget approved<br>Legal review<br/>next",
+            "Budget approved Legal review next",
+            "Budget approved\nLegal review\nnext",
+        ),
+        ("<p>Budget approved</p><p>Legal review</p>", None, "Budget approved\nLegal review"),
+        ("<!-- a comment -->MSA <![CDATA[x]]>by Friday", "MSA by Friday", None),
+        ("<img src=x onerror=alert(1)>Pricing", "Pricing", None),
+        # Escaped markup is still markup once read: it never reaches the CRM either.
+        ("&lt;script&gt;alert(1)&lt;/script&gt;Pricing", "Pricing", None),
+        ("&amp;lt;b&amp;gt;Pricing", "Pricing", None),
+        ("<<script>script>alert(1)<</script>/script>Pricing", "Pricing", None),
+        ("R&amp;D &amp; legal &nbsp;review", "R&D & legal review", None),
+        # Text that only looks a little like markup is kept.
+        ("Tom & Jerry, AT&T", "Tom & Jerry, AT&T", None),
+        ("we <3 it: 5 < 6 and 7 > 3", "we <3 it: 5 < 6 and 7 > 3", None),
+        ("write to <jane@acme.example>", "write to jane@acme.example", None),
+        # Control characters go; whitespace between words stays one space.
+        ("Send\x00 the\x07 order\x1b form", "Send the order form", None),
+        ("Send\u202e the form\ufeff", "Send the form\ufeff", None),
+        ("a\x0bb\x0cc\u2028d", "a b c d", "a\nb\nc\nd"),
+        ("tab\tand\u00a0nbsp", "tab and nbsp", None),
+    ],
+)
+def test_it_writes_text_without_markup_or_control_characters(raw, string, text):
+    assert coerce(raw, T.STRING) == (string if string is not None else " ".join(text.split()))
+    assert coerce(raw, T.TEXT) == (text if text is not None else string)
+
+
+class _Markup(HTMLParser):
+    """Records every piece of markup an HTML parser finds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.found.append(f"<{tag}>")
+
+    def handle_endtag(self, tag):
+        self.found.append(f"</{tag}>")
+
+    def handle_comment(self, data):
+        self.found.append("<!--")
+
+    def handle_decl(self, decl):
+        self.found.append("<!")
+
+    def handle_pi(self, data):
+        self.found.append("<?")
+
+
+MARKUP_PIECES = ["<", ">", "/", "!--", "-->", "&", "amp;", "lt;", "gt;", "#60;", "script"]
+MARKUP_PIECES += ["b", "br", "p", "x", " ", "\n", "\x00", "\u202e", "@", "=", "'"]
+
+
+@pytest.mark.parametrize("kind", [T.STRING, T.TEXT])
+@given(raw=st.lists(st.sampled_from(MARKUP_PIECES), max_size=30).map("".join))
+@settings(max_examples=500, deadline=None)
+def test_it_leaves_no_markup_whatever_the_text(kind, raw):
+    try:
+        once = coerce(raw, kind)
+    except CoercionError:
+        return
+    if once is None:  # blank
+        return
+    markup = _Markup()
+    markup.feed(once)
+    markup.close()
+    assert markup.found == []
+    assert not {"\x00", "\u202e"} & set(once)
+    assert coerce(once, kind) == once
+
+
+def test_it_keeps_emoji_and_accents():
+    assert coerce("Café ☕ 👩\u200d💻 demo", T.STRING) == "Café ☕ 👩\u200d💻 demo"
+
+
+@pytest.mark.parametrize("kind", [T.STRING, T.TEXT])
+def test_it_refuses_a_value_that_is_only_markup(kind):
+    assert refusal("<script>alert(1)</script><br>", kind) == (
+        "'<script>alert(1)</script><br>' holds no text once its markup is removed"
+    )
 
 
 @pytest.mark.parametrize("kind", [T.STRING, T.TEXT])
@@ -611,7 +709,15 @@ NOTHING_SAID = "no value in the transcript"
         (WriteMode.APPEND, T.TEXT, "Budget approved.", "Legal review next.", None),
         (WriteMode.APPEND, T.TEXT, None, "Legal review next.", Planned("Legal review next.")),
         (WriteMode.APPEND, T.TEXT, "Budget approved.\n", "Budget", None),
-        (WriteMode.APPEND, T.STRING, "Pricing", "Security", Planned("Pricing | Security")),
+        (WriteMode.APPEND, T.STRING, "Pricing", "Security", Planned("Pricing; Security")),
+        (WriteMode.APPEND, T.STRING, "Pricing; ", "Security", Planned("Pricing; Security")),
+        (
+            WriteMode.APPEND,
+            T.TEXT,
+            "We track it all in spreadsheets",
+            "Our main pain is reporting",
+            Planned("We track it all in spreadsheets\nOur main pain is reporting"),
+        ),
         (WriteMode.APPEND, T.NUMBER, "80000", "84000", Planned("84000")),
         (WriteMode.APPEND, T.DATE, "2027-01-15", "2027-01-15", Planned(None, ALREADY_HELD)),
         (WriteMode.APPEND_IF_DIFFERENT, T.STRING, "Pricing", "Security", None),
@@ -624,7 +730,7 @@ NOTHING_SAID = "no value in the transcript"
         ),
         (WriteMode.APPEND_IF_DIFFERENT, T.TEXT, "", "Legal review", Planned("Legal review")),
         (WriteMode.APPEND_IF_DIFFERENT, T.ENUMERATION, "a", "b", Planned("b")),
-        ("append", T.STRING, "Pricing", "Security", Planned("Pricing | Security")),
+        ("append", T.STRING, "Pricing", "Security", Planned("Pricing; Security")),
         (
             "fill_empty",
             T.NUMBER,
@@ -637,7 +743,7 @@ NOTHING_SAID = "no value in the transcript"
 def test_it_plans_each_write_mode(mode, kind, current, proposed, planned):
     appended = {
         T.TEXT: f"{(current or '').rstrip()}\n{proposed}",
-        T.STRING: f"{current} | {proposed}",
+        T.STRING: f"{current}; {proposed}",
     }
     expected = planned or Planned(appended[kind])
     assert apply_write_mode(mode, current, proposed, spec(kind)) == expected
