@@ -3,11 +3,15 @@ status and errorCode (the first error of its array; collection SaveResults say
 ``statusCode``).
 
 Salesforce decides by status first and errorCode second: 401 is an expired or invalid
-session; 403 REQUEST_LIMIT_EXCEEDED is the daily API limit (Salesforce never answers 429);
-other 403s and the INSUFFICIENT_ACCESS family (which Salesforce answers with 400) are
-refusals; 404 covers deleted records too; 412 is a failed precondition; 5xx are transient;
-any other 400 is a validation error naming the fields (INVALID_FIELD names its column only
-in the message, so it is read from there).
+session; 403 REQUEST_LIMIT_EXCEEDED is an API limit (Salesforce never answers 429), either
+the daily one (``TotalRequests Limit exceeded.``), which frees as the rolling 24 hours pass,
+or the one on requests running at once (``ConcurrentPerOrgLongTxn Limit exceeded.``,
+``ConcurrentRequests (Concurrent API Requests) Limit exceeded.``), which frees within
+seconds, so each gets its own retry time; other 403s and the INSUFFICIENT_ACCESS family
+(which Salesforce answers with 400, e.g. a record shared read-only) are refusals; 404
+covers deleted records too; 412 is a failed precondition; 5xx are transient; any other 400
+is a validation error naming the fields (INVALID_FIELD names its column only in the
+message, so it is read from there).
 """
 
 import re
@@ -29,6 +33,20 @@ ACCESS_CODES = frozenset(
     }
 )
 DUPLICATE_CODES = frozenset({"DUPLICATE_VALUE", "DUPLICATES_DETECTED"})
+# The concurrent limit frees as soon as one long-running request ends; Salesforce gives no
+# Retry-After, so a short fixed wait.
+CONCURRENT_RETRY_SECONDS = 5.0
+
+
+def limit_exceeded(message: str, **kwargs: object) -> errors.RateLimited:
+    """RateLimited for a REQUEST_LIMIT_EXCEEDED, to be retried when its limit frees: the
+    concurrent one in seconds, the daily one at the next UTC midnight (the message stays
+    Salesforce's own, which names the limit; the retry time says when)."""
+    if message.startswith("Concurrent"):
+        return errors.RateLimited(message, retry_after=CONCURRENT_RETRY_SECONDS, **kwargs)
+    if message.startswith("TotalRequests"):
+        return errors.RateLimited(message, retry_after=seconds_to_next_day(), **kwargs)
+    return errors.RateLimited(message, **kwargs)  # an unknown limit: the caller's back-off
 
 
 def seconds_to_next_day(now: datetime | None = None) -> float:
@@ -64,7 +82,7 @@ def from_errors(
     if status == 401:
         return errors.AuthExpired(message, **kwargs)
     if code == "REQUEST_LIMIT_EXCEEDED":
-        return errors.RateLimited(message, retry_after=seconds_to_next_day(), **kwargs)
+        return limit_exceeded(message, **kwargs)
     if status == 403 or code in ACCESS_CODES:
         return errors.PermissionDenied(message, **kwargs)
     if status == 404 or code in ("NOT_FOUND", "ENTITY_IS_DELETED"):

@@ -28,7 +28,7 @@ class SandboxAccountAdmin(SuperuserOnlyAdmin):
         (None, {"fields": ["name", "provider", "external_id", "model_mode", "created_at"]}),
         (
             "Rate limits (0 switches one off)",
-            {"fields": ["burst_limit", "daily_limit", "search_per_second"]},
+            {"fields": ["burst_limit", "daily_limit", "search_per_second", "concurrent_limit"]},
         ),
         (
             "Fault injection",

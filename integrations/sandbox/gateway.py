@@ -6,13 +6,14 @@ adds the CRM's headers and logs the request (SandboxRequest) with what it read a
 A view receives the request and a ``Call`` and returns a ``Reply`` or raises ``SandboxError``.
 """
 
+import contextlib
 import functools
 import json
 import logging
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -20,7 +21,7 @@ from django.http import HttpRequest, HttpResponse, QueryDict
 from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 
-from integrations.sandbox import store
+from integrations.sandbox import in_flight, store
 from integrations.sandbox.models import (
     Provider,
     RequestKind,
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)
 HUBSPOT_CONTENT_TYPE = "application/json;charset=utf-8"
 SALESFORCE_CONTENT_TYPE = "application/json;charset=UTF-8"
 HUBSPOT_BURST_WINDOW = timedelta(seconds=10)
+CONCURRENT_LIMIT_MESSAGE = "ConcurrentPerOrgLongTxn Limit exceeded."
 DROP_CONNECTION = "sandbox.drop_connection"
 
 
@@ -185,9 +187,10 @@ def endpoint(
             try:
                 if authenticate:
                     _authenticate(call)
-                drop = _inject_faults(call)
-                _enforce_limits(call)
-                reply = view(request, call, *args, **kwargs)
+                with _in_flight(call):
+                    drop = _inject_faults(call)
+                    _enforce_limits(call)
+                    reply = view(request, call, *args, **kwargs)
                 if reply.response is not None:
                     reply.status = reply.response.status_code
             except SandboxError as error:
@@ -273,6 +276,20 @@ def _inject_faults(call: Call) -> bool:
             raise SandboxError(503, "Server temporarily unavailable", "SERVER_UNAVAILABLE")
         raise SandboxError(502, "Bad gateway", "INTERNAL_ERROR")
     return bool(account.drop_rate and random.random() < account.drop_rate)
+
+
+@contextlib.contextmanager
+def _in_flight(call: Call) -> Iterator[None]:
+    """Hold one of a Salesforce org's concurrent request slots for the request (in_flight.py)."""
+    account = call.account
+    if call.provider != Provider.SALESFORCE or account is None or call.kind == RequestKind.AUTH:
+        yield
+        return
+    try:
+        with in_flight.slot(account.pk, account.concurrent_limit):
+            yield
+    except in_flight.AllTaken:  # only ever raised on entry, before the request runs
+        raise SandboxError(403, CONCURRENT_LIMIT_MESSAGE, "REQUEST_LIMIT_EXCEEDED") from None
 
 
 def _counted(account: SandboxAccount, since) -> int:

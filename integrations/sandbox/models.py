@@ -31,10 +31,13 @@ class SandboxAccount(models.Model):
 
     # Rate limits (0 switches a limit off). HubSpot: a rolling 10-second burst, a daily
     # quota and search calls per second, answered with 429. Salesforce: a rolling 24-hour
-    # quota answered with 403 REQUEST_LIMIT_EXCEEDED.
+    # quota and requests in flight at once, both answered with 403 REQUEST_LIMIT_EXCEEDED.
     burst_limit = models.PositiveIntegerField(default=190)
     daily_limit = models.PositiveIntegerField(default=1_000_000)
     search_per_second = models.PositiveIntegerField(default=5)
+    # Salesforce's concurrent long-running request limit (25 on production orgs and
+    # sandboxes). The sandbox counts every request in flight, however long it runs.
+    concurrent_limit = models.PositiveIntegerField(default=25)
 
     # Fault injection: fractions of requests (0..1) and delays.
     error_rate = models.FloatField(default=0.0)

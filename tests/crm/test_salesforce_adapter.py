@@ -5,6 +5,7 @@ The behaviour both CRMs share is pinned by the conformance suite (test_conforman
 """
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,11 @@ from simple_salesforce.exceptions import (
 
 from integrations.crm import errors
 from integrations.crm.salesforce import SalesforceClient
-from integrations.crm.salesforce_errors import translate
+from integrations.crm.salesforce_errors import (
+    CONCURRENT_RETRY_SECONDS,
+    seconds_to_next_day,
+    translate,
+)
 from integrations.crm.salesforce_soql import like_pattern, literal, quote
 from integrations.crm.salesforce_values import normalise, to_salesforce
 from integrations.crm.types import ObjectType, Operator, Precondition, SearchFilter, SearchQuery
@@ -554,7 +559,55 @@ def test_limits_and_sessions_map_to_their_errors(org):
     with pytest.raises(errors.RateLimited) as caught:
         client.search(SearchQuery(DEAL))
     assert caught.value.code == "REQUEST_LIMIT_EXCEEDED"
-    assert caught.value.retry_after > 0
+    # The daily limit waits for the next UTC midnight, in Salesforce's words.
+    assert caught.value.retry_after == pytest.approx(seconds_to_next_day(), abs=60)
+    assert caught.value.message == "TotalRequests Limit exceeded."
+
+
+def test_the_concurrent_request_limit_is_retried_within_seconds(org):
+    org.account.concurrent_limit = 1
+    org.account.latency_ms = 600
+    org.account.save()
+    client = org.client_for()
+
+    def search() -> Exception | None:
+        try:
+            client.search(SearchQuery(DEAL))
+        except errors.CrmError as error:
+            return error
+        return None
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outcomes = list(pool.map(lambda _: search(), range(2)))
+
+    refused = [outcome for outcome in outcomes if outcome is not None]
+    assert len(refused) == 1
+    assert isinstance(refused[0], errors.RateLimited)
+    assert refused[0].code == "REQUEST_LIMIT_EXCEEDED"
+    assert refused[0].retry_after == CONCURRENT_RETRY_SECONDS <= 10
+    assert refused[0].message == "ConcurrentPerOrgLongTxn Limit exceeded."
+
+
+@pytest.mark.parametrize(
+    ("message", "retry_after"),
+    [
+        ("ConcurrentPerOrgLongTxn Limit exceeded.", CONCURRENT_RETRY_SECONDS),
+        ("ConcurrentRequests (Concurrent API Requests) Limit exceeded.", CONCURRENT_RETRY_SECONDS),
+        ("Some new limit exceeded.", None),
+    ],
+)
+def test_each_request_limit_gets_its_own_retry_time(message, retry_after):
+    error = translate(
+        _error(
+            SalesforceRefusedRequest,
+            403,
+            [{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}],
+        )
+    )
+
+    assert isinstance(error, errors.RateLimited)
+    assert error.retry_after == retry_after
+    assert error.message == message
 
 
 def test_amounts_keep_their_decimal_value():

@@ -7,6 +7,7 @@ prove the real client library works against it unchanged. Every test goes over H
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import format_datetime
@@ -769,6 +770,41 @@ def test_the_daily_limit_answers_403_request_limit_exceeded(org):
         {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
     assert statuses[2].headers["Sforce-Limit-Info"] == "api-usage=3/2"
+
+
+def test_requests_beyond_the_concurrent_limit_answer_403_until_one_ends(org):
+    org.account.concurrent_limit = 2
+    org.account.latency_ms = 700  # keeps each request in flight
+    org.account.save()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        answers = list(pool.map(lambda _: org.call("GET", V + "/limits/"), range(3)))
+    org.account.latency_ms = 0
+    org.account.save()
+    after = org.call("GET", V + "/limits/")
+
+    assert sorted(answer.status_code for answer in answers) == [200, 200, 403]
+    refused = next(answer for answer in answers if answer.status_code == 403)
+    assert refused.json() == [
+        {
+            "message": "ConcurrentPerOrgLongTxn Limit exceeded.",
+            "errorCode": "REQUEST_LIMIT_EXCEEDED",
+        }
+    ]
+    assert after.status_code == 200  # it clears as soon as a request ends
+    # The refusal is no API request of the daily quota.
+    assert after.headers["Sforce-Limit-Info"] == "api-usage=3/100000"
+
+
+def test_a_concurrent_limit_of_zero_is_no_limit(org):
+    org.account.concurrent_limit = 0
+    org.account.latency_ms = 300
+    org.account.save()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: org.call("GET", V + "/limits/"), range(4)))
+
+    assert [answer.status_code for answer in answers] == [200] * 4
 
 
 def test_injected_errors_answer_503_in_salesforces_shape(org):
