@@ -37,16 +37,19 @@ DATABASE = "crm_steward_chaos_bench"
 BACKLOG = 200
 
 
-def _fresh_database(server_url: str) -> str:
-    """Drop and create the benchmark's database on the server ``server_url`` names."""
+def _fresh_database(server_url: str, name: str) -> str:
+    """Drop and create the database ``name`` on the server ``server_url`` names."""
     import psycopg
+    from psycopg import sql
 
     parts = urlsplit(server_url)
     admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"DROP DATABASE IF EXISTS {DATABASE} WITH (FORCE)")
-        connection.execute(f"CREATE DATABASE {DATABASE}")
-    return urlunsplit(parts._replace(path=f"/{DATABASE}"))
+        connection.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+        connection.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 def _percentile(samples: list[float], fraction: float) -> float:
@@ -111,12 +114,15 @@ def main() -> int:
         help="the PostgreSQL server (its database name is ignored)",
     )
     parser.add_argument(
+        "--database", default=DATABASE, help="dropped and created afresh on that server"
+    )
+    parser.add_argument(
         "--redis-url", default=os.environ.get("CHAOS_BENCH_REDIS_URL", "redis://127.0.0.1:6379/11")
     )
     args = parser.parse_args()
 
     started = time.monotonic()
-    os.environ["DATABASE_URL"] = _fresh_database(args.postgres)
+    os.environ["DATABASE_URL"] = _fresh_database(args.postgres, args.database)
     database_url = setup_django("chaos-bench", eager=True, quiet_http=True)
     from django.conf import settings
 

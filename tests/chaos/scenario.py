@@ -66,7 +66,7 @@ class ChaosConfig:
     timeout_seconds: float = 5.0  # above crm_timeout: the client gives up first
     rate_limit_seconds: float = 5.0
     outage_seconds: float = 20.0  # above the retry budget and REQUEUE_AFTER_SECONDS
-    faulty_phase_seconds: float = 30.0  # work under moderate faults before the outage
+    faulty_phase_seconds: float = 25.0  # work under moderate faults before the outage
     human_edit_every: int = 3  # every third change set gets a human edit before approval
     first_batch: float = 0.5
     # SIGKILL the workers mid-run and mid-apply and empty the broker once (the benchmark's
@@ -76,7 +76,7 @@ class ChaosConfig:
     apply_concurrency: int = 1
     web_concurrency: int = 2
     step_timeout: float = 30.0
-    settle_timeout: float = 150.0
+    settle_timeout: float = 120.0
     # The benchmark lets the runs drain before the outage, so it does not hide throughput.
     drain_before_outage: bool = False
     drain_timeout: float = 600.0
@@ -156,11 +156,7 @@ class Harness:
             f"{sys.executable} {ROOT / 'manage.py'} runsandbox --host 127.0.0.1 --port {port}",
             {"SANDBOX_ENABLED": "true"},
         )
-        wait_for(
-            lambda: http_up(f"{self.sandbox_url}/services/data/"),
-            timeout=30,
-            what=f"the sandbox at {self.sandbox_url}",
-        )
+        self._wait_up("the sandbox", lambda: http_up(f"{self.sandbox_url}/services/data/"))
         return self.sandbox_url
 
     def start_product(self, world: World) -> str:
@@ -173,14 +169,21 @@ class Harness:
         self.procs.add("runs", _with_concurrency(commands["runs"], self.config.runs_concurrency))
         self.procs.add("apply", _with_concurrency(commands["apply"], self.config.apply_concurrency))
         self.procs.add("beat", commands["beat"])
-        wait_for(lambda: http_up(f"{self.web_url}/healthz"), timeout=40, what="gunicorn")
+        self._wait_up("web", lambda: http_up(f"{self.web_url}/healthz"))
         for name in ("runs", "apply"):
-            wait_for(
-                lambda name=name: self.procs[name].log_contains(" ready."),
-                timeout=40,
-                what=f"the {name} worker",
-            )
+            self._wait_up(name, lambda name=name: self.procs[name].log_contains(" ready."))
         return self.web_url
+
+    def _wait_up(self, name: str, ready) -> None:
+        """Wait for ``name`` to be ready; fail at once if any process exits meanwhile."""
+
+        def up() -> bool:
+            dead = self.procs.dead()
+            if dead:
+                raise RuntimeError(f"{', '.join(dead)} exited while starting (logs below)")
+            return ready()
+
+        wait_for(up, timeout=40, what=name)
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -308,6 +311,8 @@ class Chaos:
             self.tick()
         if count:
             self.log(f"submitted calls {first}..{self.next_call - 1} through the API")
+        if self.next_call and not self.accepted:
+            raise RuntimeError(f"the API accepted none of the calls: {dict(self.posted)}")
 
     def tick(self, force: bool = False) -> None:
         """Keep the supervisors' and reviewers' work going: restart crashed processes,

@@ -153,7 +153,7 @@ def call_payload(i: int) -> dict:
     return {
         "external_id": f"chaos-{i}",
         "title": f"Co {i} x Seller: pricing",
-        "started_at": datetime.now(UTC).isoformat(),
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "duration_s": 1800,
         "owner": "riley@seller.example",
         "attendees": [
@@ -182,9 +182,12 @@ def call_payload(i: int) -> dict:
 
 
 def secrets_env() -> dict[str, str]:
-    """What every process must share with this one to read what it stored (credentials
-    are encrypted with these keys)."""
-    return {
+    """What every process must share with this one to read and extend what it stored
+    (credentials are encrypted, and the audit chain signed, with these keys)."""
+    shared = {
         "SECRET_KEY": settings.SECRET_KEY,
         "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
     }
+    if getattr(settings, "AUDIT_KEYS", None):  # the audit chain's HMAC keys
+        shared["AUDIT_KEYS"] = ",".join(settings.AUDIT_KEYS)
+    return shared
