@@ -194,18 +194,21 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- REST API ---------------------------------------------------------------------------
 # Machines send `Authorization: Api-Key <key>` (a workspace key) or `Token <token>` (a
-# person's); people browsing the API use their admin session. The first class names the
-# scheme in 401 answers' WWW-Authenticate header.
+# person's); people browsing the API use their admin session. Never a password: HTTP Basic
+# gets a 401 saying so. The first class names the scheme in 401 answers' WWW-Authenticate
+# header.
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "crm_agents.api.authentication.ApiKeyAuthentication",
         "crm_agents.api.authentication.ApiTokenAuthentication",
+        "crm_agents.api.authentication.PasswordRefusal",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.BasicAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Failed authentications allowed per client address and per key prefix, then 429.
+    "DEFAULT_THROTTLE_RATES": {"auth_failure": "10/min"},
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
 }
 SPECTACULAR_SETTINGS = {
@@ -222,6 +225,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The ways in the schema offers (PasswordRefusal is a way out).
+    "AUTHENTICATION_WHITELIST": [
+        "crm_agents.api.authentication.ApiKeyAuthentication",
+        "crm_agents.api.authentication.ApiTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RunStatusEnum": "crm_agents.models.RunStatus",
         "ChangeSetStatusEnum": "governance.review_models.SetStatus",

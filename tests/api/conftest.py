@@ -3,6 +3,7 @@
 import copy
 
 import pytest
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from tests.factories import ApiKeyFactory, PolicyFactory, WorkflowFactory
@@ -64,3 +65,9 @@ def workflow(workspace):
     workspace with a policy and no CRM connection: its runs fail at connection time."""
     PolicyFactory(workspace=workspace)
     return WorkflowFactory(workspace=workspace, name="Deal hygiene", key="deal-hygiene")
+
+
+@pytest.fixture(autouse=True)
+def _no_failed_authentications_counted():
+    """Each test starts with a clean slate: failed authentications are counted in the cache."""
+    cache.clear()
