@@ -193,6 +193,11 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- REST API ---------------------------------------------------------------------------
+# The largest request body: a 4-hour call's transcript is ~48,000 words (200 a minute), under
+# 2 MB even with every character \u-escaped; 8 MiB leaves a wide margin. Over it, the API
+# answers 413 in JSON (crm_agents/api/errors.py).
+DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
+
 # Machines send `Authorization: Api-Key <key>` (a workspace key) or `Token <token>` (a
 # person's); people browsing the API use their admin session. Never a password: HTTP Basic
 # gets a 401 saying so. The first class names the scheme in 401 answers' WWW-Authenticate
@@ -205,11 +210,13 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": ["crm_agents.api.parsers.ApiJSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "crm_agents.api.pagination.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
+    "EXCEPTION_HANDLER": "crm_agents.api.errors.api_exception_handler",
     # Failed authentications allowed per client address and per key prefix, then 429.
     "DEFAULT_THROTTLE_RATES": {"auth_failure": "10/min"},
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "crm_agents.api.schema.ApiAutoSchema",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "CRM Steward API",

@@ -9,6 +9,12 @@ from crm_agents.api.urls import router as agents_api
 from crm_agents.metrics import admin_index, metrics_view
 from integrations.api.urls import router as integrations_api
 
+# Django's own error pages, as JSON under /api/ (a client never parses an HTML page).
+handler400 = "crm_agents.api.errors.bad_request"
+handler403 = "crm_agents.api.errors.permission_denied"
+handler404 = "crm_agents.api.errors.page_not_found"
+handler500 = "crm_agents.api.errors.server_error"
+
 admin.site.site_header = "CRM Steward"
 admin.site.site_title = "CRM Steward"
 admin.site.index_title = "RevOps console"

@@ -44,13 +44,6 @@ def require_configure(request: Request, workspace_id: int, doing: str) -> None:
         raise PermissionDenied(f"{doing} needs the RevOps or admin role in this workspace.")
 
 
-def workspace_id_param(value: object, field: str = WORKSPACE_PARAM) -> int:
-    try:
-        return int(str(value))
-    except ValueError:
-        raise ValidationError({field: [f"{value!r} is not a workspace id."]}) from None
-
-
 def target_workspace(request: Request, workspace_id: int | None) -> Workspace:
     """The workspace a new row goes to: the one named, else the only one the caller has.
 

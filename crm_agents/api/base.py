@@ -1,52 +1,54 @@
-"""The base of every API view set: rows of the caller's workspaces only, simple list
-filters from query parameters, JSON bodies."""
+"""The base of every API view set: query parameters checked after authentication, rows of
+the caller's workspaces only, list filters declared with their kind, JSON bodies."""
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter
 from rest_framework import viewsets
-from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import JSONParser
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
 
 from crm_agents.api.access import may_configure, workspaces_for_request
-
-ID_FILTERS = frozenset({"workspace", "call", "workflow", "run"})
-
-
-def list_filters(*names: str) -> list[OpenApiParameter]:
-    """The schema of a list's filters (ScopedViewSet.filter_fields, plus ``workspace``)."""
-    return [
-        OpenApiParameter(name, int if name in ID_FILTERS else str, description=f"Only this {name}.")
-        for name in ("workspace", *names)
-    ]
+from crm_agents.api.filters import ListFilter, apply_filters, check_query_params, parse_id
 
 
-class ScopedViewSet(viewsets.GenericViewSet):
-    """Rows of the caller's workspaces only; list filters from ``filter_fields``.
+class CheckedQueryMixin:
+    """Refuse unstorable text in any query parameter (400), once the caller is known."""
 
-    ``filter_fields`` maps a query parameter to an ORM lookup; integer parameters are
-    checked, so ``?call=abc`` is a 400, not a 500.
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        check_query_params(request)
+
+
+class ApiViewSet(CheckedQueryMixin, viewsets.GenericViewSet):
+    """``list_filters``: the list's query parameters (the schema documents them too).
+
+    A path id that cannot be an id (``/calls/abc/``, a 30-digit number) is the same 404 as
+    an id that does not exist.
     """
 
+    list_filters: dict[str, ListFilter] = {}
+
+    def filter_queryset(self, queryset: QuerySet) -> QuerySet:
+        if self.action == "list":
+            queryset = apply_filters(queryset, self.request, self.list_filters)
+        return super().filter_queryset(queryset)
+
+    def get_object(self):
+        if parse_id(str(self.kwargs.get(self.lookup_url_kwarg or self.lookup_field, ""))) is None:
+            raise NotFound()
+        return super().get_object()
+
+
+class ScopedViewSet(ApiViewSet):
+    """Rows of the caller's workspaces only; ``?workspace=`` narrows a list to one."""
+
     model: type = None
-    filter_fields: dict[str, str] = {}
-    parser_classes = [JSONParser]
+    list_filters = {"workspace": ListFilter("workspace", "id", "Only this workspace.")}
 
     def base_queryset(self) -> QuerySet:
         return self.model.objects.all()
 
     def get_queryset(self) -> QuerySet:
-        queryset = self.base_queryset().filter(workspace__in=workspaces_for_request(self.request))
-        if self.action != "list":
-            return queryset
-        lookups = {"workspace": "workspace", **self.filter_fields}
-        for param, lookup in lookups.items():
-            value = self.request.query_params.get(param)
-            if value in (None, ""):
-                continue
-            if param in ID_FILTERS and not value.isdigit():
-                raise ValidationError({param: [f"{value!r} is not an id."]})
-            queryset = queryset.filter(**{lookup: value})
-        return queryset
+        return self.base_queryset().filter(workspace__in=workspaces_for_request(self.request))
 
     def get_serializer_context(self) -> dict:
         context = super().get_serializer_context()
@@ -57,3 +59,8 @@ class ScopedViewSet(viewsets.GenericViewSet):
     def get_object(self):
         self._object = super().get_object()
         return self._object
+
+
+def with_workspace(**filters: ListFilter) -> dict[str, ListFilter]:
+    """A scoped list's filters: ``workspace`` and these."""
+    return {**ScopedViewSet.list_filters, **filters}

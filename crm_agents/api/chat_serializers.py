@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from rest_framework import serializers
 
+from crm_agents.api.payloads import Id
 from crm_agents.api.serializers import absolute_url
 from crm_agents.chat.activity import ErrorKind
 from crm_agents.chat.services import MAX_MESSAGE_CHARS
@@ -118,7 +119,7 @@ class ChatSessionStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: CrmProvider = Field(description="The CRM this chat reads and proposes changes to.")
-    workspace: int | None = Field(
+    workspace: Id | None = Field(
         default=None,
         description="The workspace's id. Optional for a person who belongs to a single workspace.",
     )
@@ -134,7 +135,8 @@ class ChatMessagePost(BaseModel):
 
     text: str = Field(
         description="What the rep asks, in their words.",
-        json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS},
+        # Spaces around it are trimmed, so it needs one character that is not a space.
+        json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS, "pattern": r"\S"},
     )
 
     @field_validator("text")

@@ -7,18 +7,20 @@ person's own CRM permissions, so a workspace API key, which is nobody, cannot ch
 """
 
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, NotFound
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm_agents.api import chat_serializers as s
-from crm_agents.api.access import api_key_of, target_workspace, workspace_id_param
+from crm_agents.api.access import api_key_of, target_workspace
+from crm_agents.api.base import ApiViewSet
+from crm_agents.api.filters import ListFilter, parse_id
 from crm_agents.api.payloads import parse
+from crm_agents.api.schema import ErrorSerializer
 from crm_agents.chat import services
 from crm_agents.chat.selectors import access_chat_session, chat_sessions_for, conversation
 from crm_agents.chat_models import ChatSession
@@ -40,38 +42,34 @@ class ChatRefused(APIException):
     default_code = "invalid"
 
 
+class TurnInProgress(APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
 @extend_schema_view(
-    list=extend_schema(
-        summary="Your chat sessions, most recent first",
-        parameters=[
-            OpenApiParameter("workspace", int, description="Only this workspace."),
-            OpenApiParameter(
-                "provider", str, enum=CrmProvider.values, description="Only this CRM."
-            ),
-        ],
-    ),
+    list=extend_schema(summary="Your chat sessions, most recent first"),
     retrieve=extend_schema(summary="One of your chat sessions"),
 )
-class ChatSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ChatSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     serializer_class = s.ChatSessionSerializer
     permission_classes = [IsAuthenticated, IsAPersonForChat]
-    parser_classes = [JSONParser]
+    list_filters = {
+        "workspace": ListFilter("workspace_id", "id", "Only this workspace."),
+        "provider": ListFilter("provider", CrmProvider, "Only this CRM."),
+    }
 
     def get_queryset(self) -> QuerySet[ChatSession]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, with no user
             return ChatSession.objects.none()
-        sessions = chat_sessions_for(self.request.user)
-        workspace = self.request.query_params.get("workspace")
-        if workspace not in (None, ""):
-            sessions = sessions.filter(workspace_id=workspace_id_param(workspace))
-        provider = self.request.query_params.get("provider")
-        if provider not in (None, ""):
-            sessions = sessions.filter(provider=provider)
-        return sessions
+        return chat_sessions_for(self.request.user)
 
     def get_object(self) -> ChatSession:
+        pk = parse_id(self.kwargs["pk"])
         try:
-            return access_chat_session(self.request.user, self.kwargs["pk"])
+            if pk is None:
+                raise ChatSession.DoesNotExist
+            return access_chat_session(self.request.user, pk)
         except ChatSession.DoesNotExist:
             raise NotFound() from None
 
@@ -109,7 +107,12 @@ class ChatSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         "gets a 201 with a reply saying why, and `activity.error` naming the kind of "
         "problem.",
         request=s.ChatMessagePost,
-        responses={201: s.ChatExchangeSerializer},
+        responses={
+            201: s.ChatExchangeSerializer,
+            409: OpenApiResponse(
+                ErrorSerializer, description="The agent is still answering a message here."
+            ),
+        },
     )
     @action(detail=True, methods=["get", "post"])
     def messages(self, request: Request, pk: str) -> Response:
@@ -122,6 +125,7 @@ class ChatSessionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, views
         try:
             reply = services.do_post_chat_message(session, body.text, user=request.user)
         except services.ChatInputError as exc:
-            raise ChatRefused(str(exc)) from None
+            busy = ChatSession.objects.filter(pk=session.pk, turn_started_at__isnull=False)
+            raise (TurnInProgress if busy.exists() else ChatRefused)(str(exc)) from None
         exchange = {"message": reply.in_reply_to, "reply": reply}
         return Response(s.ChatExchangeSerializer(exchange).data, status=status.HTTP_201_CREATED)

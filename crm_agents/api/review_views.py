@@ -1,9 +1,10 @@
 """The review queue over the API: change sets and their proposals, and the decisions on
 them (governance/review.py). Anyone in the workspace reads; RevOps, admins and API keys
-decide. A decision the service refuses (already decided, no reason, a value the property
-cannot hold) is a 400 whose ``detail`` says why."""
+decide. A decision the service refuses gets a ``detail`` saying why: 409 when the object's
+state no longer allows it (already decided, nothing pending, a TEST set, no record chosen
+yet), 400 otherwise (a value the property cannot hold)."""
 
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
@@ -12,9 +13,13 @@ from rest_framework.response import Response
 
 from crm_agents.api import serializers as s
 from crm_agents.api.access import require_configure
-from crm_agents.api.base import ScopedViewSet, list_filters
+from crm_agents.api.base import ScopedViewSet, with_workspace
+from crm_agents.api.filters import ListFilter
+from crm_agents.api.payloads import Decision, Rejection, parse
+from crm_agents.api.schema import ErrorSerializer
 from governance import review
-from governance.review_models import ChangeProposal, ChangeSet
+from governance.models import CrmProvider
+from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetStatus
 
 
 class ReviewRefused(APIException):
@@ -22,16 +27,41 @@ class ReviewRefused(APIException):
     default_code = "refused"
 
 
+class ReviewConflict(APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
+def _refusal(exc: review.ReviewError, change_set: ChangeSet, proposal=None) -> APIException:
+    """409 if the set (or proposal) is no longer open to this decision, else 400."""
+    change_set = ChangeSet.objects.get(pk=change_set.pk)
+    pending = ChangeProposal.objects.filter(change_set=change_set, status=ProposalStatus.PENDING)
+    if proposal is not None:
+        pending = pending.filter(pk=proposal.pk)
+    decidable = (
+        not change_set.is_test and change_set.status != SetStatus.NEEDS_CHOICE and pending.exists()
+    )
+    return ReviewRefused(str(exc)) if decidable else ReviewConflict(str(exc))
+
+
+CONFLICT = OpenApiResponse(
+    ErrorSerializer,
+    description="The object's state no longer allows this decision (already decided, "
+    "nothing pending, a TEST change set, or no record chosen yet).",
+)
+
+
 @extend_schema_view(
-    list=extend_schema(
-        summary="List change sets",
-        parameters=list_filters("status", "run", "provider"),
-    ),
+    list=extend_schema(summary="List change sets"),
     retrieve=extend_schema(summary="A change set with its proposals"),
 )
 class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     model = ChangeSet
-    filter_fields = {"status": "status", "run": "run_id", "provider": "provider"}
+    list_filters = with_workspace(
+        status=ListFilter("status", SetStatus),
+        run=ListFilter("run_id", "id", "Only this run's change sets."),
+        provider=ListFilter("provider", CrmProvider),
+    )
 
     def base_queryset(self):
         return ChangeSet.objects.select_related("decided_by", "requested_by")
@@ -46,7 +76,7 @@ class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
     @extend_schema(
         summary="Approve every pending proposal of a change set",
         request=None,
-        responses={200: s.ChangeSetDetailSerializer},
+        responses={200: s.ChangeSetDetailSerializer, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def approve(self, request: Request, pk: str) -> Response:
@@ -55,26 +85,23 @@ class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         try:
             review.do_approve_change_set(change_set, actor=request.user)
         except review.ReviewError as exc:
-            raise ReviewRefused(str(exc)) from None
+            raise _refusal(exc, change_set) from None
         return self._decided(request, change_set)
 
     @extend_schema(
         summary="Reject every pending proposal of a change set, with a reason",
-        request=s.RejectSerializer,
-        responses={200: s.ChangeSetDetailSerializer},
+        request=Rejection,
+        responses={200: s.ChangeSetDetailSerializer, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def reject(self, request: Request, pk: str) -> Response:
         change_set = self.get_object()
         require_configure(request, change_set.workspace_id, "Rejecting changes")
-        body = s.RejectSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = parse(Rejection, request.data)
         try:
-            review.do_reject_change_set(
-                change_set, actor=request.user, reason=body.validated_data["reason"]
-            )
+            review.do_reject_change_set(change_set, actor=request.user, reason=body.reason)
         except review.ReviewError as exc:
-            raise ReviewRefused(str(exc)) from None
+            raise _refusal(exc, change_set) from None
         return self._decided(request, change_set)
 
 
@@ -90,24 +117,19 @@ class ChangeProposalViewSet(mixins.RetrieveModelMixin, ScopedViewSet):
         summary="Decide on one proposal: approve, reject (with a reason) or edit",
         description="`edit` approves `value` instead of the proposed value, after checking "
         "it against the CRM property's type (a number, a date, one of the options…).",
-        request=s.DecisionSerializer,
-        responses={200: s.ChangeProposalSerializer},
+        request=Decision,
+        responses={200: s.ChangeProposalSerializer, 409: CONFLICT},
     )
     @action(detail=True, methods=["post"])
     def decide(self, request: Request, pk: str) -> Response:
         proposal = self.get_object()
         require_configure(request, proposal.workspace_id, "Deciding on a change")
-        body = s.DecisionSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = parse(Decision, request.data)
         try:
             review.do_decide_proposal(
-                proposal,
-                body.validated_data["decision"],
-                actor=request.user,
-                reason=body.validated_data["reason"],
-                value=body.validated_data["value"],
+                proposal, body.decision, actor=request.user, reason=body.reason, value=body.value
             )
         except review.ReviewError as exc:
-            raise ReviewRefused(str(exc)) from None
+            raise _refusal(exc, proposal.change_set, proposal) from None
         proposal = self.base_queryset().get(pk=proposal.pk)
         return Response(self.get_serializer(proposal).data)

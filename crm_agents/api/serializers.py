@@ -276,34 +276,7 @@ class WorkflowSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-# --- request bodies ---------------------------------------------------------------------------
-class DecisionSerializer(serializers.Serializer):
-    decision = serializers.ChoiceField(choices=["approve", "reject", "edit"])
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
-    value = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        default=None,
-        help_text="For edit: the value to write instead, checked against the property's type.",
-    )
-
-    def validate_value(self, value: object) -> object:
-        if isinstance(value, dict | list):
-            raise serializers.ValidationError("Give a single value, not an object or a list.")
-        return value
-
-    def validate(self, attrs: dict) -> dict:
-        if attrs["decision"] == "edit" and attrs.get("value") is None:
-            raise serializers.ValidationError({"value": ["An edit needs the value to write."]})
-        return attrs
-
-
-class RejectSerializer(serializers.Serializer):
-    reason = serializers.CharField(
-        allow_blank=True, help_text="Why these changes are rejected; required."
-    )
-
-
+# --- answers to actions, and the token body --------------------------------------------------
 class RunAcceptedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     call = serializers.IntegerField()
@@ -316,8 +289,8 @@ class ApiTokenSerializer(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     prefix = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
-    last_used_at = serializers.DateTimeField(read_only=True)
-    revoked_at = serializers.DateTimeField(read_only=True)
+    last_used_at = serializers.DateTimeField(read_only=True, allow_null=True)
+    revoked_at = serializers.DateTimeField(read_only=True, allow_null=True)
 
 
 class IssuedTokenSerializer(ApiTokenSerializer):

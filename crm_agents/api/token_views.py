@@ -6,13 +6,14 @@ an API key cannot mint tokens.
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import mixins, status, viewsets
-from rest_framework.parsers import JSONParser
+from rest_framework import mixins, status
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm_agents.api.access import api_key_of
+from crm_agents.api.base import ApiViewSet
+from crm_agents.api.payloads import NewToken, parse
 from crm_agents.api.serializers import ApiTokenSerializer, IssuedTokenSerializer
 from governance.api_auth import ApiToken
 from governance.api_keys import do_create_api_token, do_revoke_api_token
@@ -31,6 +32,7 @@ class IsAPerson(BasePermission):
         summary="Create an API token",
         description="The token is in this response only: store it now. Send it as "
         "`Authorization: Token <token>`.",
+        request=NewToken,
         responses={201: IssuedTokenSerializer},
     ),
     destroy=extend_schema(summary="Revoke one of your API tokens"),
@@ -39,11 +41,10 @@ class ApiTokenViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.DestroyModelMixin,
-    viewsets.GenericViewSet,
+    ApiViewSet,
 ):
     serializer_class = ApiTokenSerializer
     permission_classes = [IsAuthenticated, IsAPerson]
-    parser_classes = [JSONParser]
 
     def get_queryset(self) -> QuerySet[ApiToken]:
         if getattr(self, "swagger_fake_view", False):  # drf-spectacular, with no user
@@ -51,9 +52,8 @@ class ApiTokenViewSet(
         return ApiToken.objects.filter(user=self.request.user)
 
     def create(self, request: Request) -> Response:
-        body = ApiTokenSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        issued = do_create_api_token(request.user, body.validated_data["name"])
+        body = parse(NewToken, request.data)
+        issued = do_create_api_token(request.user, body.name)
         data = {**ApiTokenSerializer(issued.credential).data, "token": issued.secret}
         return Response(data, status=status.HTTP_201_CREATED)
 

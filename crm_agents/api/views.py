@@ -12,26 +12,31 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from crm_agents import services, tasks
 from crm_agents.api import serializers as s
 from crm_agents.api.access import require_configure, target_workspace
-from crm_agents.api.base import ScopedViewSet, list_filters
+from crm_agents.api.base import ScopedViewSet, with_workspace
+from crm_agents.api.filters import ListFilter
 from crm_agents.api.payloads import CallSubmission, WorkflowTestRequest, parse
-from crm_agents.models import AgentRun, Call, CallSource, Workflow
+from crm_agents.models import AgentRun, Call, CallSource, RunStatus, Workflow
 from governance import owed
+from governance.models import CrmProvider
 
 
 @extend_schema_view(
-    list=extend_schema(summary="List calls", parameters=list_filters("source", "external_id")),
+    list=extend_schema(summary="List calls"),
     retrieve=extend_schema(summary="A call, with its attendees, transcript and runs"),
 )
 class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     model = Call
-    filter_fields = {"source": "source", "external_id": "external_id"}
+    list_filters = with_workspace(
+        source=ListFilter("source", CallSource),
+        external_id=ListFilter("external_id", description="Only the call with this id."),
+    )
 
     def base_queryset(self) -> QuerySet:
         if self.action == "retrieve":
@@ -68,10 +73,7 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="List runs",
-        parameters=list_filters("status", "call", "workflow", "is_test"),
-    ),
+    list=extend_schema(summary="List runs"),
     retrieve=extend_schema(
         summary="A run: candidates, chosen record, model, tokens, timings, errors",
         description="`prompt` and `raw_answer` are included for RevOps, admins and API keys.",
@@ -79,16 +81,12 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 )
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     model = AgentRun
-    filter_fields = {"status": "status", "call": "call_id", "workflow": "workflow_id"}
-
-    def get_queryset(self) -> QuerySet:
-        value = self.request.query_params.get("is_test")
-        if self.action == "list" and value not in (None, "", "true", "false"):
-            raise ValidationError({"is_test": ["Use true or false."]})
-        queryset = super().get_queryset()
-        if self.action == "list" and value in ("true", "false"):
-            queryset = queryset.filter(is_test=value == "true")
-        return queryset
+    list_filters = with_workspace(
+        status=ListFilter("status", RunStatus),
+        call=ListFilter("call_id", "id", "Only this call's runs."),
+        workflow=ListFilter("workflow_id", "id", "Only this workflow's runs."),
+        is_test=ListFilter("is_test", "bool", "Only TEST runs (true) or only real ones (false)."),
+    )
 
     def base_queryset(self) -> QuerySet:
         if self.action == "retrieve":
@@ -100,16 +98,13 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet
 
 
 @extend_schema_view(
-    list=extend_schema(
-        summary="List workflows",
-        parameters=list_filters("provider"),
-    ),
+    list=extend_schema(summary="List workflows"),
     retrieve=extend_schema(summary="A workflow with its field rules"),
 )
 class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSet):
     model = Workflow
     serializer_class = s.WorkflowSerializer
-    filter_fields = {"provider": "provider"}
+    list_filters = with_workspace(provider=ListFilter("provider", CrmProvider))
 
     def base_queryset(self) -> QuerySet:
         return Workflow.objects.prefetch_related("rules")
@@ -136,7 +131,7 @@ class WorkflowViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedVi
             else:
                 call = Call.objects.filter(workspace=workflow.workspace, pk=body.call_id).first()
                 if call is None:
-                    raise ValidationError({"call_id": [f"No call with id {body.call_id}."]})
+                    raise NotFound({"call_id": [f"No call with id {body.call_id}."]})
             run = services.do_create_test_run(workflow, call)
         owed.send(tasks.run_workflow, run.pk)
         run.refresh_from_db(fields=["status"])

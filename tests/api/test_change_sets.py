@@ -58,7 +58,7 @@ def test_a_rejection_needs_a_reason(api_as, revops, proposal):
     response = _decide(api_as(revops), proposal, decision="reject")
 
     assert response.status_code == 400
-    assert "reason is required" in response.json()["detail"]
+    assert "reason is required" in " ".join(response.json()["reason"])
     proposal.refresh_from_db()
     assert proposal.status == ProposalStatus.PENDING
 
@@ -112,7 +112,7 @@ def test_a_decided_proposal_cannot_be_decided_again(api_as, revops, proposal):
 
     again = _decide(client, proposal, decision="reject", reason="changed my mind")
 
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert "already decided" in again.json()["detail"]
 
 
@@ -169,7 +169,7 @@ def test_rejecting_a_change_set_needs_a_reason(api_as, revops, proposal):
     assert missing.status_code == 400
     assert list(missing.json()) == ["reason"]
     assert blank.status_code == 400
-    assert "reason is required" in blank.json()["detail"]
+    assert "reason is required" in " ".join(blank.json()["reason"])
     assert given.status_code == 200
     assert given.json()["reject_reason"] == "Not this deal"
     assert given.json()["status"] == SetStatus.REJECTED
@@ -181,7 +181,7 @@ def test_a_test_change_set_cannot_be_approved(api_as, revops, workspace):
 
     response = api_as(revops).post(f"/api/v1/change-sets/{test_set.pk}/approve/")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert "TEST" in response.json()["detail"]
 
 

@@ -91,7 +91,7 @@ def test_a_workspace_the_caller_is_not_in_is_a_404(api_as, rep, other_workspace)
         ({"provider": "hubspot", "workspace": "acme"}, "workspace", "integer"),
         ({"provider": "hubspot", "title": "x" * 201}, "title", "200 characters"),
         ({"provider": "hubspot", "crm": "hubspot"}, "crm", "Unknown field."),
-        (["hubspot"], "non_field_errors", "dictionary"),
+        (["hubspot"], "non_field_errors", "object"),
     ],
     ids=["unknown-provider", "no-provider", "bad-workspace", "long-title", "extra", "list"],
 )
@@ -227,13 +227,13 @@ def test_a_bad_message_is_a_400_and_stores_nothing(api_as, rep, rep_session, bod
     assert not ChatMessage.objects.exists()
 
 
-def test_a_message_the_service_refuses_is_a_400_in_its_words(api_as, rep, rep_session):
+def test_a_message_while_a_turn_runs_is_a_409_in_the_service_words(api_as, rep, rep_session):
     # A turn is still running in this session (a double click, a second tab).
     ChatSession.objects.filter(pk=rep_session.pk).update(turn_started_at=timezone.now())
 
     response = api_as(rep).post(_messages_url(rep_session.pk), {"text": "hi"}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 409
     assert response.json() == {
         "detail": "I am still answering your previous message in this chat; wait for my reply."
     }

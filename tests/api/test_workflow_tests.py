@@ -86,7 +86,7 @@ def test_a_call_of_another_workspace_is_not_found(api_as, revops, other_workspac
 
     response = api_as(revops).post(_url(workflow), {"call_id": foreign.pk}, format="json")
 
-    assert response.status_code == 400
+    assert response.status_code == 404
     assert list(response.json()) == ["call_id"]
     assert AgentRun.objects.count() == 0
 
