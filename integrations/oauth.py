@@ -2,11 +2,17 @@
 
 Both CRMs use the authorization-code grant. Endpoints come from settings, which point at the
 sandbox by default and at the real CRMs in production (README, "Configuration").
+
+HubSpot's token information and refresh-token revocation put the token in the URL path
+(``/oauth/v1/access-tokens/<token>``), so no error message here names a URL beyond its
+site, and urllib3's request log (DEBUG) shows those paths without the token.
 """
 
+import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import requests
 from django.conf import settings
@@ -14,6 +20,29 @@ from django.utils import timezone
 
 from governance.models import CrmProvider
 from integrations.models import Credentials
+
+# A credential in a URL path: HubSpot's token information and revocation endpoints.
+_TOKEN_IN_PATH = re.compile(r"(/oauth/v\d+/(?:access|refresh)-tokens/)[^\s?#\"']+")
+# Any visible ASCII: what every CRM's tokens are made of (they travel in headers and URLs).
+_TOKEN = re.compile(r"[!-~]+")
+
+
+class _TokenPathsHidden(logging.Filter):
+    """urllib3 logs the path of every request it sends at DEBUG, and of a retried one at
+    WARNING; a path that holds a token is logged without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _TOKEN_IN_PATH.sub(r"\1…", arg) if isinstance(arg, str) else arg
+                for arg in record.args
+            )
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN_IN_PATH.sub(r"\1…", record.msg)
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_TokenPathsHidden())
 
 
 class OAuthFailed(Exception):
@@ -78,7 +107,8 @@ def revoke(provider: str, credentials: Credentials, api_base_url: str) -> None:
         if provider == CrmProvider.HUBSPOT:
             if credentials.refresh_token:
                 requests.delete(
-                    f"{api_base_url}/oauth/v1/refresh-tokens/{token}", timeout=settings.CRM_TIMEOUT
+                    f"{api_base_url}/oauth/v1/refresh-tokens/{quote(token, safe='')}",
+                    timeout=settings.CRM_TIMEOUT,
                 )
         else:
             requests.post(
@@ -98,6 +128,13 @@ def identify(
     api_base_url: str | None = None,
 ) -> Identity:
     """Ask the CRM who ``access_token`` acts as."""
+    if not _TOKEN.fullmatch(access_token):
+        # A pasted value with spaces or other characters would break the request's headers
+        # (or, for HubSpot, its URL) before any CRM could refuse it; it names nobody.
+        raise OAuthFailed(
+            "that is not a token: tokens are letters, digits and punctuation, with no spaces",
+            permanent=True,
+        )
     if provider == CrmProvider.HUBSPOT:
         base = api_base_url or settings.HUBSPOT_API_URL
         if access_token.startswith("pat-"):
@@ -109,7 +146,11 @@ def identify(
                 email="",
                 api_base_url=base,
             )
-        info = _get_json(f"{base}/oauth/v1/access-tokens/{access_token}", None)
+        info = _get_json(
+            f"{base}/oauth/v1/access-tokens/{quote(access_token, safe='')}",
+            None,
+            secret=access_token,
+        )
         return Identity(
             account_id=str(info.get("hub_id", "")),
             user_id=str(info.get("user_id", "")),
@@ -169,7 +210,9 @@ def _token_request(provider: str, grant: dict[str, str]) -> dict:
             or body.get("error")
             or f"HTTP {response.status_code}"
         )
-        raise OAuthFailed(str(message), permanent=True)
+        # In case the CRM's words quote what it was sent (a code, a token, the secret).
+        sent = (grant.get("code"), grant.get("refresh_token"), _client(provider)["client_secret"])
+        raise OAuthFailed(_without(str(message), *sent), permanent=True)
     return body
 
 
@@ -184,22 +227,36 @@ def _credentials(body: dict) -> Credentials:
     )
 
 
-def _get_json(url: str, bearer: str | None) -> dict:
+def _get_json(url: str, bearer: str | None, *, secret: str | None = None) -> dict:
     headers = {"Authorization": f"Bearer {bearer}"} if bearer else {}
     try:
         response = requests.get(url, headers=headers, timeout=settings.CRM_TIMEOUT)
     except requests.RequestException as exc:
+        # The site only: HubSpot's token information URL holds the token itself.
         raise OAuthFailed(
-            f"could not reach {url}: {exc.__class__.__name__}", permanent=False
+            f"could not reach {_site(url)}: {exc.__class__.__name__}", permanent=False
         ) from None
     body = _json(response)
     if response.status_code >= 400:
         detail = body.get("message") if isinstance(body, dict) else None
+        detail = _without(str(detail), bearer, secret) if detail else None
         raise OAuthFailed(
             detail or f"identity lookup failed (HTTP {response.status_code})",
             permanent=response.status_code in {400, 401, 403, 404},
         )
     return body
+
+
+def _without(text: str, *secrets: str | None) -> str:
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "…")
+    return text
+
+
+def _site(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}"
 
 
 def _json(response: requests.Response) -> dict:
