@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MANAGE := $(BIN)/python manage.py
 
-.PHONY: demo test chaos lint format venv lock clean bench
+.PHONY: demo test chaos fuzz lint format venv lock clean bench
 
 venv: $(STAMP)
 
@@ -31,13 +31,19 @@ demo: venv
 test: export SECRET_KEY ?= test-only-key-not-a-secret
 test: venv
 	mkdir -p test-results
-	$(BIN)/python -m pytest -m "not chaos" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not chaos and not fuzz" $(PYTEST_ARGS)
 
 # Real processes (gunicorn, workers, beat, the sandbox) on PostgreSQL and Redis under
 # injected faults: needs DATABASE_URL=postgres://… and Redis (TEST_REDIS_URL, default db 13).
 chaos: export SECRET_KEY ?= test-only-key-not-a-secret
 chaos: venv
 	$(BIN)/python -m pytest -m chaos tests/chaos -p no:cacheprovider -s $(PYTEST_ARGS)
+
+# schemathesis over the OpenAPI schema against the live server, bounded (a fixed seed, a few
+# examples per operation, a deadline per request): no 500, every answer as documented.
+fuzz: export SECRET_KEY ?= test-only-key-not-a-secret
+fuzz: venv
+	$(BIN)/python -m pytest -m fuzz tests/api/test_fuzz.py -p no:cacheprovider -s $(PYTEST_ARGS)
 
 # Sandbox throughput and latency (figures go in README.md).
 bench: export SECRET_KEY ?= bench-only-key-not-a-secret
