@@ -13,11 +13,19 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
+from crm_agents.configuration import (
+    RULE_FIELDS,
+    WORKFLOW_FIELDS,
+    do_create_field_rule,
+    do_create_workflow,
+    do_delete_field_rule,
+    do_delete_workflow,
+    do_update_field_rule,
+    do_update_workflow,
+)
 from crm_agents.controls import (
-    do_pause_rule,
     do_pause_workflow,
     do_pause_workspace,
-    do_resume_rule,
     do_resume_workflow,
     do_resume_workspace,
 )
@@ -311,6 +319,7 @@ class WorkflowAdmin(WorkspaceScopedAdmin):
                 form.cleaned_data["workspace"],
                 form.cleaned_data["provider"],
                 form.cleaned_data["template"],
+                actor=request.user,
             )
             self.message_user(
                 request,
@@ -328,24 +337,54 @@ class WorkflowAdmin(WorkspaceScopedAdmin):
         }
         return TemplateResponse(request, "admin/crm_agents/workflow/from_template.html", context)
 
-    def save_formset(self, request, form, formset, change):
-        # A rule belongs to its workflow's workspace; the form does not offer another.
-        rules = formset.save(commit=False)
-        toggled = {
-            rule.pk for rule, fields in formset.changed_objects if "paused" in fields and rule.pk
-        }
-        for rule in rules:
-            rule.workspace = form.instance.workspace
-            if rule.pk in toggled:
-                # Pausing goes through its service, which audits it; the rest saves as is.
-                rule.paused = not rule.paused
-                rule.save()
-                service = do_resume_rule if rule.paused else do_pause_rule
-                service(rule, actor=request.user)
-            else:
-                rule.save()
+    # --- saving: every change goes through crm_agents.configuration, which audits it ------
+    def get_readonly_fields(self, request: HttpRequest, obj: Workflow | None = None) -> list:
+        # A workflow stays in its workspace: its rules, runs and audit trail are there.
+        return [*self.readonly_fields, "workspace"] if obj is not None else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Workflow, form, change: bool) -> None:
+        if not self._allowed(request, self.change_roles if change else self.add_roles, obj):
+            raise PermissionDenied("You cannot save workflows in that workspace.")
+        if change:
+            changes = {name: getattr(obj, name) for name in form.changed_data}
+            do_update_workflow(obj, _configurable(changes, WORKFLOW_FIELDS), actor=request.user)
+            return
+        values = {name: getattr(obj, name) for name in WORKFLOW_FIELDS}
+        created = do_create_workflow(obj.workspace, values, actor=request.user)
+        # The admin goes on with this instance (the rules' formset, the redirect).
+        obj.pk, obj.created_at, obj.updated_at = created.pk, created.created_at, created.updated_at
+        obj._state.adding, obj._state.db = False, created._state.db
+
+    def delete_model(self, request: HttpRequest, obj: Workflow) -> None:
+        do_delete_workflow(obj, actor=request.user)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        for workflow in queryset:
+            do_delete_workflow(workflow, actor=request.user)
+
+    def save_formset(self, request, form, formset, change) -> None:
+        if formset.model is not FieldRule:
+            super().save_formset(request, form, formset, change)
+            return
+        formset.save(commit=False)  # sorts the forms into new, changed and deleted rules
+        # Deletions first, so a rule can be replaced by a new one for the same field.
         for rule in formset.deleted_objects:
-            rule.delete()
+            do_delete_field_rule(rule, actor=request.user)
+        for rule, fields in formset.changed_objects:
+            changes = {name: getattr(rule, name) for name in fields}
+            do_update_field_rule(rule, _configurable(changes, RULE_FIELDS), actor=request.user)
+        formset.new_objects = [
+            do_create_field_rule(
+                form.instance,
+                {name: getattr(rule, name) for name in RULE_FIELDS},
+                actor=request.user,
+            )
+            for rule in formset.new_objects
+        ]
+
+
+def _configurable(changes: dict, fields: tuple[str, ...]) -> dict:
+    return {name: value for name, value in changes.items() if name in fields}
 
 
 @admin.register(Call)

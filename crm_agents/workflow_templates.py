@@ -8,9 +8,11 @@ Salesforce).
 
 from dataclasses import dataclass
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from crm_agents.models import FieldRule, NoMatch, Workflow, WriteMode
+from crm_agents.configuration import do_create_field_rule, do_create_workflow
+from crm_agents.models import NoMatch, Workflow, WriteMode
 from governance.models import Workspace
 
 
@@ -139,34 +141,41 @@ def do_create_workflow_from_template(
     provider: str,
     template_key: str,
     *,
+    actor: AbstractBaseUser | None = None,
     fields: list[str] | None = None,
     enabled: bool = True,
 ) -> Workflow:
     """A workflow and its rules from a template; ``fields`` keeps only those rules (for a
-    CRM that lacks some custom fields)."""
+    CRM that lacks some custom fields). Audited like any workflow and rule created by hand;
+    ``actor`` None is the system (the demo set-up)."""
     template = TEMPLATES[template_key]
-    workflow = Workflow.objects.create(
-        workspace=workspace,
-        provider=provider,
-        key=template.key,
-        name=template.name,
-        object_type=template.object_type,
+    workflow = do_create_workflow(
+        workspace,
+        {
+            "provider": provider,
+            "key": template.key,
+            "name": template.name,
+            "object_type": template.object_type,
+            "trigger_title_contains": template.title_contains,
+            "trigger_min_duration_s": template.min_duration_s,
+            "no_match": NoMatch.SKIP,
+            "enabled": enabled,
+        },
+        actor=actor,
         template=template.key,
-        trigger_title_contains=template.title_contains,
-        trigger_min_duration_s=template.min_duration_s,
-        no_match=NoMatch.SKIP,
-        enabled=enabled,
     )
     for order, rule in enumerate(template.rules):
         if fields is not None and rule.field not in fields:
             continue
-        FieldRule.objects.create(
-            workspace=workspace,
-            workflow=workflow,
-            field=rule.field,
-            instruction=rule.instruction,
-            write_mode=rule.write_mode,
-            read_dependencies=list(rule.read),
-            order=order,
+        do_create_field_rule(
+            workflow,
+            {
+                "field": rule.field,
+                "instruction": rule.instruction,
+                "write_mode": rule.write_mode,
+                "read_dependencies": list(rule.read),
+                "order": order,
+            },
+            actor=actor,
         )
     return workflow
