@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -37,12 +37,29 @@ class WorkspaceAdmin(WorkspaceScopedAdmin):
     def member_count(self, obj: Workspace) -> int:
         return obj.memberships.count()
 
+    def has_delete_permission(self, request: HttpRequest, obj: Workspace | None = None) -> bool:
+        # Its audit trail keeps a workspace (the events PROTECT it), so deleting one from
+        # the admin could never succeed.
+        return False
+
     def save_model(self, request: HttpRequest, obj: Workspace, form, change: bool) -> None:
+        if not self._allowed(request, self.change_roles if change else self.add_roles, obj):
+            raise PermissionDenied("You cannot change that workspace.")
         if change:
-            super().save_model(request, obj, form, change)
+            changes = {name: getattr(obj, name) for name in form.changed_data}
+            fields = services.WORKSPACE_FIELDS
+            services.do_update_workspace(
+                obj,
+                {name: value for name, value in changes.items() if name in fields},
+                acting_user=request.user,
+            )
             return
-        workspace = services.do_create_workspace(obj.name, slug=obj.slug, acting_user=None)
-        obj.pk = workspace.pk
+        # A superuser sets it up for a customer; they do not become one of its members.
+        workspace = services.do_create_workspace(
+            obj.name, slug=obj.slug, acting_user=request.user, add_as_admin=False
+        )
+        obj.pk, obj.created_at = workspace.pk, workspace.created_at
+        obj._state.adding, obj._state.db = False, workspace._state.db
 
 
 class MembershipAddForm(forms.ModelForm):

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from audit.services import record_event
 from governance.models import CrmProperty, Membership, Role, Workspace
 
 if TYPE_CHECKING:  # integrations imports governance.models, so import it lazily at run time
@@ -23,9 +24,14 @@ User = get_user_model()
 
 @transaction.atomic
 def do_create_workspace(
-    name: str, *, acting_user: AbstractBaseUser | None, slug: str | None = None
+    name: str,
+    *,
+    acting_user: AbstractBaseUser | None,
+    slug: str | None = None,
+    add_as_admin: bool = True,
 ) -> Workspace:
-    """Create a workspace; the acting user (if any) becomes its first admin."""
+    """Create a workspace; the acting user (if any) becomes its first admin unless
+    ``add_as_admin`` is False (a platform superuser setting it up for a customer)."""
     name = name.strip()
     if not name:
         raise ValidationError({"name": "A workspace needs a name."})
@@ -37,9 +43,52 @@ def do_create_workspace(
     workspace = Workspace(name=name, slug=slug)
     workspace._history_user = acting_user
     workspace.save()
-    if acting_user is not None:
+    _audit(
+        workspace,
+        "workspace.created",
+        acting_user,
+        after={"name": name, "slug": slug},
+        reason=f"created {name}",
+    )
+    if acting_user is not None and add_as_admin:
         do_set_membership(workspace, acting_user, Role.ADMIN, acting_user=acting_user)
     return workspace
+
+
+WORKSPACE_FIELDS = ("name", "slug")
+
+
+@transaction.atomic
+def do_update_workspace(
+    workspace: Workspace, changes: dict[str, object], *, acting_user: AbstractBaseUser | None
+) -> list[str]:
+    """Rename a workspace (name, slug); the fields that changed, empty when none did."""
+    unknown = set(changes) - set(WORKSPACE_FIELDS)
+    if unknown:
+        raise ValueError(f"Not changeable here: {', '.join(sorted(unknown))}.")
+    locked = Workspace.objects.select_for_update().get(pk=workspace.pk)
+    after = {name: value for name, value in changes.items() if getattr(locked, name) != value}
+    if not after:
+        return []
+    before = {name: getattr(locked, name) for name in after}
+    taken = Workspace.objects.filter(slug=after.get("slug")).exclude(pk=locked.pk)
+    if "slug" in after and taken.exists():
+        raise ValidationError({"slug": f"A workspace with the slug {after['slug']!r} exists."})
+    for name, value in after.items():
+        setattr(locked, name, value)
+    locked._history_user = acting_user
+    locked.save(update_fields=list(after))
+    _audit(
+        locked,
+        "workspace.changed",
+        acting_user,
+        before=before,
+        after=after,
+        reason=f"changed {', '.join(sorted(after))}",
+    )
+    for name, value in after.items():
+        setattr(workspace, name, value)
+    return sorted(after)
 
 
 @transaction.atomic
@@ -60,26 +109,90 @@ def do_set_membership(
     )
     if membership is not None and membership.role == role:
         return membership
+    previous = membership.role if membership is not None else None
     if membership is not None:
         check_role_change(membership, role)
     else:
         membership = Membership(workspace=workspace, user=user)
     membership.role = role
     membership._history_user = acting_user
-    membership.save()
-    if not user.is_staff:
+    if previous is None:
+        membership.save()
+    else:
+        membership.save(update_fields=["role"])
+    made_staff = not user.is_staff
+    if made_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    who = user.get_username()
+    if previous is None:
+        _audit(
+            workspace,
+            "membership.added",
+            acting_user,
+            after={"user": who, "role": role},
+            reason=f"added {who} as {Role(role).label}",
+            context={"membership": membership.pk, "user": user.pk, "made_staff": made_staff},
+        )
+    else:
+        _audit(
+            workspace,
+            "membership.role_changed",
+            acting_user,
+            before={"role": previous},
+            after={"role": role},
+            reason=f"{who}: {Role(previous).label} -> {Role(role).label}",
+            context={"membership": membership.pk, "user": user.pk},
+        )
     return membership
 
 
 @transaction.atomic
 def do_remove_membership(membership: Membership, *, acting_user: AbstractBaseUser | None) -> None:
-    membership = Membership.objects.select_for_update().get(pk=membership.pk)
+    membership = (
+        Membership.objects.select_for_update()
+        .select_related("user", "workspace")
+        .filter(pk=membership.pk)
+        .first()
+    )
+    if membership is None:
+        return
     if membership.role == Role.ADMIN:
         _ensure_another_admin(membership.workspace, excluding=membership)
+    who = membership.user.get_username()
+    _audit(
+        membership.workspace,
+        "membership.removed",
+        acting_user,
+        before={"user": who, "role": membership.role},
+        reason=f"removed {who} ({Role(membership.role).label})",
+        context={"membership": membership.pk, "user": membership.user_id},
+    )
     membership._history_user = acting_user
     membership.delete()
+
+
+def _audit(
+    workspace: Workspace,
+    action: str,
+    acting_user: AbstractBaseUser | None,
+    *,
+    before: object = None,
+    after: object = None,
+    reason: str = "",
+    context: dict | None = None,
+) -> None:
+    record_event(
+        workspace,
+        action=action,
+        outcome="ok",
+        actor_kind="user" if acting_user else "system",
+        actor_user=acting_user,
+        before=before,
+        after=after,
+        reason=reason,
+        context=context,
+    )
 
 
 def get_or_create_user(email: str, *, password: str | None) -> tuple[AbstractBaseUser, bool]:
