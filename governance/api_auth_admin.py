@@ -1,6 +1,7 @@
 """REST API credentials in the admin. A key's secret is shown once, in the message after it
-is created; the stored hash is never displayed. Keys are revoked, not deleted, so the audit
-trail keeps naming the actor that used them."""
+is created; the stored hash is never displayed. Keys and tokens are revoked, not deleted, so
+the audit trail keeps naming the actor that used them; every change goes through
+governance/api_keys.py, which audits it."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -9,7 +10,12 @@ from django.http import HttpRequest
 
 from governance.admin_scoping import SuperuserOnlyAdmin, WorkspaceScopedAdmin
 from governance.api_auth import ApiKey, ApiToken
-from governance.api_keys import do_create_api_key, do_revoke_api_key, do_revoke_api_token
+from governance.api_keys import (
+    do_create_api_key,
+    do_rename_api_key,
+    do_revoke_api_key,
+    do_revoke_api_token,
+)
 from governance.models import CONFIGURE_ROLES
 
 SHOWN = ["workspace", "name", "prefix", "actor", "created_by", "created_at", "last_used_at"]
@@ -39,12 +45,15 @@ class ApiKeyAdmin(WorkspaceScopedAdmin):
         # Only the name changes after creation; a key never moves to another workspace.
         return [] if obj is None else [f for f in [*SHOWN, "revoked_at"] if f != "name"]
 
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False  # revoked instead: the audit trail keeps naming the key's actor
+
     def save_model(self, request: HttpRequest, obj: ApiKey, form, change: bool) -> None:
+        if not self._allowed(request, self.change_roles if change else self.add_roles, obj):
+            raise PermissionDenied("You cannot save keys in that workspace.")
         if change:
-            super().save_model(request, obj, form, change)
+            do_rename_api_key(obj, obj.name, acting_user=request.user)
             return
-        if not self._allowed(request, self.add_roles, obj):
-            raise PermissionDenied("You cannot create keys in that workspace.")
         issued = do_create_api_key(obj.workspace, obj.name, acting_user=request.user)
         created = issued.credential
         obj.pk, obj.prefix, obj.actor, obj.created_at = (
@@ -84,15 +93,20 @@ class ApiTokenAdmin(SuperuserOnlyAdmin):
     readonly_fields = fields
     actions = ["revoke"]
 
+    # Nothing here is edited: a token is made by its owner and only ever revoked.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def get_actions(self, request: HttpRequest) -> dict:
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
+    def has_change_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False
 
-    @admin.action(description="Revoke the selected tokens", permissions=["change"])
+    def has_delete_permission(self, request: HttpRequest, obj: ApiToken | None = None) -> bool:
+        return False
+
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_superuser
+
+    @admin.action(description="Revoke the selected tokens", permissions=["revoke"])
     def revoke(self, request: HttpRequest, queryset: QuerySet) -> None:
-        count = sum(do_revoke_api_token(token) for token in queryset)
+        count = sum(do_revoke_api_token(token, acting_user=request.user) for token in queryset)
         self.message_user(request, f"{count} token(s) revoked.", messages.SUCCESS)

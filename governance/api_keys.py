@@ -62,7 +62,7 @@ def do_create_api_key(
         actor=actor,
         created_by=acting_user,
     )
-    _audit(api_key, "api_key.created", acting_user)
+    _audit(api_key, "api_key.created", acting_user, after={"name": name})
     return Issued(api_key, secret)
 
 
@@ -75,24 +75,55 @@ def do_revoke_api_key(api_key: ApiKey, *, acting_user: AbstractBaseUser | None) 
     api_key.revoked_at = timezone.now()
     api_key.save(update_fields=["revoked_at"])
     get_user_model().objects.filter(pk=api_key.actor_id).update(is_active=False)
-    _audit(api_key, "api_key.revoked", acting_user)
+    _audit(
+        api_key, "api_key.revoked", acting_user, before={"revoked": False}, after={"revoked": True}
+    )
     return True
 
 
-def _audit(api_key: ApiKey, action: str, acting_user: AbstractBaseUser | None) -> None:
+@transaction.atomic
+def do_rename_api_key(api_key: ApiKey, name: str, *, acting_user: AbstractBaseUser | None) -> bool:
+    """Rename the key (what uses it); False when the name is unchanged."""
+    name = name.strip()
+    if not name:
+        raise ValueError("an API key needs a name saying what uses it")
+    locked = ApiKey.objects.select_for_update().select_related("workspace").get(pk=api_key.pk)
+    if locked.name == name:
+        return False
+    before = {"name": locked.name}
+    locked.name = name
+    locked.save(update_fields=["name"])
+    _audit(locked, "api_key.renamed", acting_user, before=before, after={"name": name})
+    api_key.name = name
+    return True
+
+
+def _audit(
+    api_key: ApiKey,
+    action: str,
+    acting_user: AbstractBaseUser | None,
+    *,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> None:
     record_event(
         api_key.workspace,
         action=action,
         outcome="ok",
         actor_kind="user" if acting_user else "system",
         actor_user=acting_user,
+        before=before,
+        after=after,
         reason=f"API key {api_key}",
         context={"api_key_id": api_key.pk, "prefix": api_key.prefix},
     )
 
 
 @transaction.atomic
-def do_create_api_token(user: AbstractBaseUser, name: str) -> Issued:
+def do_create_api_token(
+    user: AbstractBaseUser, name: str, *, acting_user: AbstractBaseUser | None = None
+) -> Issued:
+    """A token for ``user``; ``acting_user`` defaults to the user (people make their own)."""
     name = name.strip()
     if not name:
         raise ValueError("a token needs a name saying what uses it")
@@ -100,14 +131,38 @@ def do_create_api_token(user: AbstractBaseUser, name: str) -> Issued:
     token = ApiToken.objects.create(
         user=user, name=name, prefix=secret[:PREFIX_LENGTH], key_hash=hash_secret(secret)
     )
+    _audit_token(token, "api_token.created", acting_user or user)
     return Issued(token, secret)
 
 
-def do_revoke_api_token(token: ApiToken) -> bool:
+@transaction.atomic
+def do_revoke_api_token(token: ApiToken, *, acting_user: AbstractBaseUser | None) -> bool:
     """Revoke the token; False when it already was."""
-    return bool(
-        ApiToken.objects.filter(pk=token.pk, revoked_at=None).update(revoked_at=timezone.now())
-    )
+    token = ApiToken.objects.select_for_update().select_related("user").get(pk=token.pk)
+    if token.is_revoked:
+        return False
+    token.revoked_at = timezone.now()
+    token.save(update_fields=["revoked_at"])
+    _audit_token(token, "api_token.revoked", acting_user)
+    return True
+
+
+def _audit_token(token: ApiToken, action: str, acting_user: AbstractBaseUser | None) -> None:
+    """A token has its owner's roles in each of their workspaces: each one's trail says so.
+
+    A person in no workspace can do nothing with a token, and there is no trail to write to.
+    """
+    owner = token.user.get_username()
+    for workspace in Workspace.objects.filter(memberships__user=token.user).order_by("pk"):
+        record_event(
+            workspace,
+            action=action,
+            outcome="ok",
+            actor_kind="user" if acting_user else "system",
+            actor_user=acting_user,
+            reason=f"API token {token} of {owner}",
+            context={"api_token_id": token.pk, "prefix": token.prefix, "owner": owner},
+        )
 
 
 def api_key_for(secret: str) -> ApiKey | None:

@@ -53,9 +53,9 @@ class ApiTokenViewSet(
 
     def create(self, request: Request) -> Response:
         body = parse(NewToken, request.data)
-        issued = do_create_api_token(request.user, body.name)
+        issued = do_create_api_token(request.user, body.name, acting_user=request.user)
         data = {**ApiTokenSerializer(issued.credential).data, "token": issued.secret}
         return Response(data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: ApiToken) -> None:
-        do_revoke_api_token(instance)
+        do_revoke_api_token(instance, acting_user=self.request.user)
