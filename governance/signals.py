@@ -1,7 +1,10 @@
-"""Policy changes belong in the audit trail, next to what they made the agent do or not do.
+"""Audit events for changes recorded through simple-history.
 
+Policy changes belong in the audit trail, next to what they made the agent do or not do:
 simple-history keeps the full versions (shown in the admin); each new version also becomes
-an audit event naming who changed which fields.
+an audit event naming who changed which fields, from what to what. Both are written inside
+the save, so they commit with the change or not at all; a save that changes nothing is no
+event.
 """
 
 from django.dispatch import receiver
@@ -14,10 +17,19 @@ from governance.models import Policy
 @receiver(post_create_historical_record, sender=Policy.history.model)
 def audit_policy_change(sender, instance: Policy, history_instance, **kwargs) -> None:
     previous = history_instance.prev_record
-    if previous is None:
-        changed = ["created"]
+    before: dict[str, object] | None = None
+    after: dict[str, object] | None = None
+    if history_instance.history_type == "-":
+        changed, verb = ["deleted"], "deleted"
+    elif previous is None:
+        changed, verb = ["created"], "created"
     else:
-        changed = sorted(change.field for change in history_instance.diff_against(previous).changes)
+        changes = history_instance.diff_against(previous).changes
+        if not changes:
+            return  # saved as it was
+        changed, verb = sorted(change.field for change in changes), "changed"
+        before = {change.field: change.old for change in changes}
+        after = {change.field: change.new for change in changes}
     user = history_instance.history_user
     record_event(
         instance.workspace,
@@ -26,6 +38,8 @@ def audit_policy_change(sender, instance: Policy, history_instance, **kwargs) ->
         actor_kind="user" if user else "system",
         actor_user=user,
         crm=instance.provider,
-        reason=f"policy {'created' if previous is None else 'changed'}: {', '.join(changed)}",
+        before=before,
+        after=after,
+        reason=f"policy {verb}: {', '.join(changed)}",
         context={"history_id": history_instance.history_id, "fields": changed},
     )
