@@ -58,6 +58,17 @@ class ConnectionAdmin(WorkspaceScopedAdmin):
     exclude = ["encrypted_credentials"]
     actions = ["test_connections", "disconnect_connections"]
 
+    # Not even for superusers: a connection changes only through integrations.services,
+    # which audits it (connect pages, and the disconnect action below).
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Connection | None = None) -> bool:
+        return False
+
     def get_queryset(self, request: HttpRequest) -> QuerySet:
         visible = connections_visible_to(request.user).values("pk")
         return super().get_queryset(request).filter(pk__in=visible)

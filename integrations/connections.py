@@ -15,6 +15,7 @@ from enum import StrEnum
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
@@ -22,6 +23,7 @@ from django.utils import timezone
 from governance.models import CrmProvider, Policy, Workspace
 from integrations import oauth
 from integrations.models import Connection, ConnectionScope, ConnectionStatus
+from integrations.signals import send_connection_event, without_secrets
 
 
 class Purpose(StrEnum):
@@ -192,12 +194,13 @@ def refresh_connection(connection: Connection, *, force: bool = False) -> Connec
 
 
 def _refresh(current: Connection, whose: str, fix: str) -> ConnectionProblem | None:
-    refresh_token = current.credentials.refresh_token
+    old = current.credentials
+    refresh_token = old.refresh_token
     if not refresh_token:
-        _mark(
+        _refresh_failed(
             current,
-            ConnectionStatus.EXPIRED,
             "the access token expired and there is no refresh token",
+            status=ConnectionStatus.EXPIRED,
         )
         return ConnectionExpired(
             f"{whose} has expired and cannot be refreshed; {fix} at {connect_url()}."
@@ -205,13 +208,13 @@ def _refresh(current: Connection, whose: str, fix: str) -> ConnectionProblem | N
     try:
         credentials, instance_url = oauth.refresh(current.provider, refresh_token)
     except oauth.OAuthFailed as exc:
+        said = without_secrets(exc.message, refresh_token, old.access_token)
         if exc.permanent:
-            _mark(current, ConnectionStatus.EXPIRED, f"refresh refused: {exc.message}")
+            _refresh_failed(current, f"refresh refused: {said}", status=ConnectionStatus.EXPIRED)
             return ConnectionExpired(
                 f"{whose} could not be refreshed ({exc.message}); {fix} at {connect_url()}."
             )
-        current.last_error = f"refresh failed, will retry: {exc.message}"
-        current.save(update_fields=["last_error", "updated_at"])
+        _refresh_failed(current, f"refresh failed, will retry: {said}")
         return ConnectionFailed(
             f"{whose} could not be refreshed just now ({exc.message}); try again shortly."
         )
@@ -231,10 +234,27 @@ def _refresh(current: Connection, whose: str, fix: str) -> ConnectionProblem | N
     return None
 
 
-def _mark(connection: Connection, status: str, error: str) -> None:
-    connection.status = status
+def _refresh_failed(connection: Connection, error: str, *, status: str | None = None) -> None:
+    """Keep why on the connection and in the audit trail (by connection_event), together.
+
+    ``error`` holds no credential: the CRM's words have been through ``without_secrets``.
+    """
+    before = {"status": connection.status}
     connection.last_error = error
-    connection.save(update_fields=["status", "last_error", "updated_at"])
+    if status is not None:
+        connection.status = status
+    with transaction.atomic():
+        connection.save(update_fields=["status", "last_error", "updated_at"])
+        send_connection_event(
+            connection.workspace,
+            connection.provider,
+            action="connection.refresh_failed",
+            connection=connection,
+            outcome="failed",
+            before=before,
+            after={"status": connection.status},
+            reason=error,
+        )
 
 
 def _copy(source: Connection, target: Connection) -> None:

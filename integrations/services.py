@@ -1,4 +1,8 @@
-"""State changes of connections. Views, admin actions and commands call these."""
+"""State changes of connections. Views, admin actions and commands call these.
+
+Each connect and disconnect sends ``connection_event`` (integrations/signals.py) in its
+transaction, which audits it.
+"""
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -14,6 +18,7 @@ from integrations.models import (
     ConnectionStatus,
     Credentials,
 )
+from integrations.signals import connection_snapshot, send_connection_event
 
 
 def do_connect(
@@ -40,6 +45,7 @@ def do_connect(
         connection = Connection.objects.select_for_update().filter(**slot).first() or Connection(
             **slot, created_by=acting_user
         )
+        before = connection_snapshot(connection) if connection.pk else None
         connection.auth_kind = auth_kind
         connection.crm_account_id = identity.account_id
         connection.api_base_url = identity.api_base_url.rstrip("/")
@@ -50,6 +56,16 @@ def do_connect(
         connection.last_error = ""
         connection.set_credentials(credentials)
         connection.save()
+        send_connection_event(
+            workspace,
+            provider,
+            action="connection.reconnected" if before else "connection.connected",
+            connection=connection,
+            acting_user=acting_user,
+            before=before,
+            after=connection_snapshot(connection),
+            reason=f"connected {connection} ({AuthKind(auth_kind).label})",
+        )
     return connection
 
 
@@ -132,11 +148,24 @@ def do_disconnect(connection: Connection, *, acting_user: AbstractBaseUser) -> N
             connection.provider, credentials, base
         )
     )
+    before = {"status": connection.status}
     connection.status = ConnectionStatus.REVOKED
     connection.last_error = f"disconnected by {acting_user}"
     connection.set_credentials(Credentials(access_token=""))
     connection.expires_at = None
-    connection.save()
+    connection.save(
+        update_fields=["status", "last_error", "encrypted_credentials", "expires_at", "updated_at"]
+    )
+    send_connection_event(
+        connection.workspace,
+        connection.provider,
+        action="connection.disconnected",
+        connection=connection,
+        acting_user=acting_user,
+        before=before,
+        after={"status": connection.status},
+        reason=f"disconnected {connection}",
+    )
 
 
 def do_test_connection(connection: Connection, *, acting_user: AbstractBaseUser) -> str:

@@ -28,6 +28,7 @@ from integrations.selectors import (
     connection_manageable_by,
     connections_visible_to,
 )
+from integrations.signals import send_connection_event, without_secrets
 
 STATE_LIFETIME_SECONDS = 600
 SESSION_KEY = "crm_oauth_states"
@@ -124,6 +125,7 @@ def connect_callback(request: HttpRequest, provider: str) -> HttpResponse:
             user=request.user if issued["scope"] == ConnectionScope.USER else None,
         )
     except (oauth.OAuthFailed, CrmError) as exc:
+        _connect_failed(request, workspace, provider, issued["scope"], exc)
         messages.error(request, f"{name} was not connected: {getattr(exc, 'message', exc)}")
         return redirect("connections:list")
     messages.success(request, f"Connected {connection}.")
@@ -184,6 +186,14 @@ def connect_with_token(request: HttpRequest) -> HttpResponse:
                 acting_user=request.user,
             )
         except (oauth.OAuthFailed, CrmError) as exc:
+            _connect_failed(
+                request,
+                data["workspace"],
+                data["provider"],
+                ConnectionScope.WORKSPACE,
+                exc,
+                data["access_token"],
+            )
             form.add_error("access_token", f"The CRM refused it: {getattr(exc, 'message', exc)}")
         else:
             messages.success(request, f"Connected {connection}.")
@@ -197,6 +207,27 @@ def connect_with_token(request: HttpRequest) -> HttpResponse:
             "site_header": "CRM Steward",
             "has_permission": True,
         },
+    )
+
+
+def _connect_failed(
+    request: HttpRequest,
+    workspace: Workspace,
+    provider: str,
+    scope: str,
+    exc: Exception,
+    *secrets: str,
+) -> None:
+    """A refused connect attempt is audited; the CRM's words lose any token they hold."""
+    said = without_secrets(str(getattr(exc, "message", exc)), *secrets)
+    send_connection_event(
+        workspace,
+        provider,
+        action="connection.connect_failed",
+        scope=scope,
+        outcome="failed",
+        acting_user=request.user,
+        reason=f"{CrmProvider(provider).label} was not connected: {said}",
     )
 
 
