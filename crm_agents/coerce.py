@@ -14,7 +14,7 @@ should make explicitly.
 
 Text: what a transcript says reaches the CRM as plain words. Markup is stripped (with what
 script and style hold), control characters removed, whitespace normalised; appended notes
-start a new line in a multi-line field and follow "; " in a one-line one.
+start a new line in a multi-line field and follow " | " in a one-line one.
 """
 
 import re
@@ -288,8 +288,9 @@ class Planned:
 
 
 # Appended notes start a new line in a multi-line field (HubSpot textarea, Salesforce
-# textarea); STRING fields are single-line in both CRMs, so there they follow a "; ".
-_APPEND_SEPARATORS = {PropertyType.TEXT: "\n", PropertyType.STRING: "; "}
+# textarea); STRING fields are single-line in both CRMs, so there they follow a " | " (the
+# separator scenario files already expect).
+_APPEND_SEPARATORS = {PropertyType.TEXT: "\n", PropertyType.STRING: " | "}
 
 
 def apply_write_mode(
@@ -321,7 +322,7 @@ def apply_write_mode(
         _collapse(proposed).casefold() in _collapse(current).casefold()
     ):
         return Planned(None, skip="the field already contains this text")
-    # "Pricing;" + "Security" reads "Pricing; Security", not "Pricing;; Security".
+    # "Pricing |" + "Security" reads "Pricing | Security", not "Pricing | | Security".
     held = current.rstrip().removesuffix(separator.strip()).rstrip()
     return _within(held + separator + proposed.strip(), max_length, appended=True)
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from audit.models import AuditEvent
-from crm_agents.models import AgentRun, Call
+from crm_agents.models import AgentRun, Call, RunStatus
 from crm_agents.scenarios.setup import World
 from governance.review_models import ChangeProposal, ProposalStatus
 from integrations.sandbox.models import RequestKind, SandboxRecord, SandboxRequest
@@ -63,7 +63,7 @@ def _run(world: World, call_key: str, run: AgentRun) -> dict:
     return {
         "call": call_key,
         "workflow": run.workflow.key if run.workflow else run.workflow_label,
-        "outcome": str(run.status),
+        "outcome": _outcome(run.status),
         "record": world.record_key(run.record_id or created),
         "candidates": [
             {
@@ -196,3 +196,9 @@ def wire(value: Any) -> str | None:
         text = format(Decimal(str(value)).normalize(), "f")
         return "0" if text == "-0" else text
     return str(value)
+
+
+def _outcome(status: str) -> str:
+    """The scenario format's outcome words (../shared/scenarios/README.md) have no
+    "superseded": a run whose every proposal a newer call replaced changed nothing itself."""
+    return RunStatus.NO_CHANGES.value if status == RunStatus.SUPERSEDED else str(status)

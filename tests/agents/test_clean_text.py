@@ -88,6 +88,6 @@ def test_it_appends_a_note_on_a_line_of_its_own_or_after_a_semicolon(world):
     # HubSpot's next step is a multi-line text field; Salesforce's NextStep is one line.
     joined = {
         "hubspot": "Demo booked\nA reporting workshop",
-        "salesforce": "Demo booked; A reporting workshop",
+        "salesforce": "Demo booked | A reporting workshop",
     }
     assert world.deal_value("next_step") == joined[world.provider]

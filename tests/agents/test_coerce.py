@@ -709,8 +709,8 @@ NOTHING_SAID = "no value in the transcript"
         (WriteMode.APPEND, T.TEXT, "Budget approved.", "Legal review next.", None),
         (WriteMode.APPEND, T.TEXT, None, "Legal review next.", Planned("Legal review next.")),
         (WriteMode.APPEND, T.TEXT, "Budget approved.\n", "Budget", None),
-        (WriteMode.APPEND, T.STRING, "Pricing", "Security", Planned("Pricing; Security")),
-        (WriteMode.APPEND, T.STRING, "Pricing; ", "Security", Planned("Pricing; Security")),
+        (WriteMode.APPEND, T.STRING, "Pricing", "Security", Planned("Pricing | Security")),
+        (WriteMode.APPEND, T.STRING, "Pricing | ", "Security", Planned("Pricing | Security")),
         (
             WriteMode.APPEND,
             T.TEXT,
@@ -730,7 +730,7 @@ NOTHING_SAID = "no value in the transcript"
         ),
         (WriteMode.APPEND_IF_DIFFERENT, T.TEXT, "", "Legal review", Planned("Legal review")),
         (WriteMode.APPEND_IF_DIFFERENT, T.ENUMERATION, "a", "b", Planned("b")),
-        ("append", T.STRING, "Pricing", "Security", Planned("Pricing; Security")),
+        ("append", T.STRING, "Pricing", "Security", Planned("Pricing | Security")),
         (
             "fill_empty",
             T.NUMBER,
@@ -743,7 +743,7 @@ NOTHING_SAID = "no value in the transcript"
 def test_it_plans_each_write_mode(mode, kind, current, proposed, planned):
     appended = {
         T.TEXT: f"{(current or '').rstrip()}\n{proposed}",
-        T.STRING: f"{current}; {proposed}",
+        T.STRING: f"{current} | {proposed}",
     }
     expected = planned or Planned(appended[kind])
     assert apply_write_mode(mode, current, proposed, spec(kind)) == expected
