@@ -73,6 +73,10 @@ LONGEST_OFFSET = 2000  # Salesforce's own OFFSET limit
 SYSTEM_FIELDS = ("Id", "LastModifiedDate", "OwnerId")
 DEFAULT_PROPERTIES = ("Name",)
 _RECORD_ID = re.compile(r"[0-9A-Za-z]{15}(?:[0-9A-Za-z]{3})?")
+# A record read less than this after the start of the second it last changed in may still
+# change within that second without its LastModifiedDate moving (one second, plus one for
+# the difference between our clock and Salesforce's).
+SAME_SECOND_MARGIN = timedelta(seconds=2)
 
 T = TypeVar("T")
 
@@ -280,35 +284,56 @@ class SalesforceClient:
         if precondition is None:
             self._call(sobject.update, record_id, data)
         else:
-            self._update_unless_modified(sobject, record_id, data, precondition.unmodified_since)
+            self._update_unless_modified(object_type, sobject, record_id, data, precondition)
         return WriteResult(object_type, record_id, dict(properties))
 
     def _update_unless_modified(
-        self, sobject: Any, record_id: str, data: dict, since: datetime
+        self,
+        object_type: ObjectType,
+        sobject: Any,
+        record_id: str,
+        data: dict,
+        precondition: Precondition,
     ) -> None:
-        """PATCH with If-Unmodified-Since. The header has whole seconds while
-        LastModifiedDate has milliseconds. When ``since`` falls on a whole second the
-        header says exactly "unchanged since the read". Otherwise a header of the earlier
-        whole second would always be refused (the record changed at ``since`` itself), so
-        the record's LastModifiedDate is read first: later than ``since`` is a conflict;
-        otherwise the write goes with the next whole second, which can only miss a change
-        made between that read and the write, in the rest of that second.
+        """One PATCH with If-Unmodified-Since, which Salesforce answers 412 when the record's
+        LastModifiedDate is later. Both have whole seconds, so Salesforce cannot see a change
+        made later in the second the record last changed in. That only matters when the
+        agent read the record in that same second; ``_record`` then reports ``updated_at``
+        at the end of the second, and such a ``since`` (not a whole second) makes this read
+        the record's values first and refuse if they are not what the agent read. A change
+        landing between that read and the PATCH, in the same second, is still not caught.
         """
-        since = since.astimezone(UTC)
-        floor = since.replace(microsecond=0)
-        if floor == since:
-            self._call(sobject.update, record_id, data, headers=_unmodified_since(floor))
-            return
-        raw = self._call(sobject.get, record_id, params={"fields": "LastModifiedDate"})
+        since = precondition.unmodified_since.astimezone(UTC)
+        second = since.replace(microsecond=0)
+        if since != second:
+            self._check_unchanged(object_type, sobject, record_id, second, precondition.expected)
+        self._call(sobject.update, record_id, data, headers=_unmodified_since(second))
+
+    def _check_unchanged(
+        self,
+        object_type: ObjectType,
+        sobject: Any,
+        record_id: str,
+        second: datetime,
+        expected: Mapping[str, str | None],
+    ) -> None:
+        names = list(expected)
+
+        def fetch(wanted: list[str]) -> dict:
+            fields = ",".join(dict.fromkeys([*wanted, "LastModifiedDate"]))
+            return self._call(sobject.get, record_id, params={"fields": fields})
+
+        raw = self._readable(object_type, names, fetch)
+        current = self._record(object_type, raw, names)
         changed = parse_moment(raw.get("LastModifiedDate") or "")
-        if changed is None or changed > since:
+        differs = [name for name in names if current.properties.get(name) != expected[name]]
+        if changed is None or changed > second or differs:
+            fields = f" ({', '.join(differs)})" if differs else ""
             raise errors.Conflict(
-                f"{sobject.name} {record_id} changed since it was read",
+                f"{sobject.name} {record_id} changed since it was read{fields}",
                 provider=PROVIDER,
                 code="PRECONDITION_FAILED",
             )
-        ceiling = floor + timedelta(seconds=1)
-        self._call(sobject.update, record_id, data, headers=_unmodified_since(ceiling))
 
     def update_many(
         self, object_type: ObjectType, updates: Mapping[str, Mapping[str, str | None]]
@@ -445,7 +470,7 @@ class SalesforceClient:
 
     def _record(self, object_type: ObjectType, raw: Mapping[str, Any], names: list[str]) -> Record:
         lowered = {key.lower(): key for key in raw if key != "attributes"}
-        changed = parse_moment(raw.get("LastModifiedDate") or "")
+        changed = _last_changed(parse_moment(raw.get("LastModifiedDate") or ""))
         values = {name: normalise(raw.get(lowered.get(name.lower(), name))) for name in names}
         return Record(
             object_type=object_type,
@@ -456,6 +481,21 @@ class SalesforceClient:
             updated_at=changed,
             owner_id=raw.get("OwnerId"),
         )
+
+
+def _last_changed(modified: datetime | None, now: datetime | None = None) -> datetime | None:
+    """When the record last changed, as far as a later write can rely on it.
+
+    LastModifiedDate has whole seconds. When the record was read in (or within a second of,
+    allowing for clock skew) the second it last changed in, it may change again within that
+    second and keep its LastModifiedDate: the record is then reported as changed at the end
+    of that second, which ``update`` takes as "check the values, not only the date"."""
+    if modified is None or modified.microsecond:
+        return modified
+    now = now or datetime.now(UTC)
+    if now < modified + SAME_SECOND_MARGIN:
+        return modified + timedelta(microseconds=999_999)
+    return modified
 
 
 def _unmodified_since(moment: datetime) -> dict[str, str]:

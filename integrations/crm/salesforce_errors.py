@@ -11,7 +11,8 @@ seconds, so each gets its own retry time; other 403s and the INSUFFICIENT_ACCESS
 (which Salesforce answers with 400, e.g. a record shared read-only) are refusals; 404
 covers deleted records too; 412 is a failed precondition; 5xx are transient; any other 400
 is a validation error naming the fields (INVALID_FIELD names its column only in the
-message, so it is read from there).
+message, so it is read from there: an unknown column, or a filter or sort on a field the
+describe says cannot be filtered or sorted).
 """
 
 import re
@@ -22,7 +23,9 @@ from simple_salesforce.exceptions import SalesforceError
 from integrations.crm import errors
 from integrations.crm.salesforce_values import PROVIDER
 
-_NO_COLUMN = re.compile(r"No such column '([^']+)'")
+# Errors that name their field only in the message: an unknown column, and a filter or sort
+# on a field the describe marks filterable / sortable false.
+_NO_COLUMN = re.compile(r"No such column '([^']+)'|field '([^']+)' can not be (?:filtered|sorted)")
 ACCESS_CODES = frozenset(
     {
         "INSUFFICIENT_ACCESS",
@@ -64,7 +67,7 @@ def _bad_fields(errors_list: list[dict]) -> dict[str, str]:
         message = str(error.get("message") or error.get("errorCode") or "")
         names = error.get("fields") or []
         if not names and (match := _NO_COLUMN.search(message)):
-            names = [match.group(1)]
+            names = [match.group(1) or match.group(2)]
         for name in names:
             fields.setdefault(str(name), message)
     return fields

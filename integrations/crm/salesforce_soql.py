@@ -26,6 +26,8 @@ from integrations.crm.types import Operator, PropertyType, SearchFilter, SearchQ
 FieldOf = Callable[[str], dict | None]
 _LOCATOR = re.compile(r"(?P<base>/services/data/v[\d.]+/query(?:All)?/[0-9A-Za-z]+)-(?P<at>\d+)")
 _OFFSET = re.compile(r"offset:(?P<at>\d+):(?P<total>\d+)")
+BATCH_MIN = 200  # Salesforce's smallest batch size
+MAX_OFFSET = 2000  # SOQL's largest OFFSET
 
 _ESCAPES = {"\\": "\\\\", "'": "\\'", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 _ESCAPES |= {"\b": "\\b", "\f": "\\f"}
@@ -129,14 +131,17 @@ def order_by(query: SearchQuery) -> str:
 class Position:
     """Where a search page starts, as its cursor says.
 
-    A page holds at most ``limit`` records, while Salesforce answers batches of 200 to
-    2,000. A cursor is Salesforce's ``nextRecordsUrl`` (a path, ``…/query/01g…-2000``),
-    with the offset after the dash moved when a page ends inside a batch (``…-100``); a
-    query that fitted one batch has no locator, so its later pages re-run it with OFFSET
-    (``offset:100:150``: start, total). No cursor: the first page.
+    Salesforce answers a query in batches of 200 to 2,000 records (``batchSize``), each but
+    the last with a ``nextRecordsUrl``, a path (``…/query/01g…-2000``) that works once and
+    only for the batch after it ("use a queryLocator only once"). The cursor of the page
+    after a batch is that ``nextRecordsUrl`` exactly as given, never one made up: a page of
+    200 records or more is one batch (its limit is the batch size). A smaller page cannot
+    be one, so the first page is the start of the first batch, whose locator is left unused,
+    and the later pages run the query again with LIMIT and OFFSET (``offset:100:150``:
+    start, total), which SOQL allows up to an OFFSET of 2,000. No cursor: the first page.
     """
 
-    locator: str | None = None  # ``…/query/01g…`` without the offset
+    locator: str | None = None  # the nextRecordsUrl this page reads
     start: int = 0
     offset_total: int | None = None
 
@@ -145,9 +150,17 @@ class Position:
         if not cursor:
             return cls()
         if match := _OFFSET.fullmatch(cursor):
-            return cls(start=int(match["at"]), offset_total=int(match["total"]))
+            start = int(match["at"])
+            if start > MAX_OFFSET:
+                raise errors.ValidationFailed(
+                    f"Salesforce pages of fewer than {BATCH_MIN} records reach at most "
+                    f"{MAX_OFFSET} records in (SOQL's largest OFFSET); ask for pages of "
+                    f"{BATCH_MIN} or more to read further",
+                    provider=PROVIDER,
+                )
+            return cls(start=start, offset_total=int(match["total"]))
         if match := _LOCATOR.fullmatch(cursor):
-            return cls(locator=match["base"], start=int(match["at"]))
+            return cls(locator=cursor, start=int(match["at"]))
         raise errors.ValidationFailed(
             f"not a Salesforce query cursor: {cursor!r}", provider=PROVIDER
         )
@@ -157,11 +170,6 @@ class Position:
         following = self.start + limit
         if self.offset_total is not None:
             return f"offset:{following}:{total}" if following < total else None
-        if len(result["records"]) > limit:
-            locator = self.locator
-            if locator is None and (
-                match := _LOCATOR.fullmatch(result.get("nextRecordsUrl") or "")
-            ):
-                locator = match["base"]
-            return f"{locator}-{following}" if locator else f"offset:{following}:{total}"
+        if len(result["records"]) > limit:  # a page smaller than its batch
+            return f"offset:{following}:{total}"
         return None if result["done"] else result["nextRecordsUrl"]

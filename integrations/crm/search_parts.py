@@ -8,7 +8,8 @@ one after another behind one cursor, ``part:<n>:<the CRM's own cursor>``, so a c
 through a split search exactly as through any other.
 
 Only a query of one filter group is split: with several groups, parts would find the other
-groups' records again, and the CRM's own refusal says more than a guess would.
+groups' records again, and the CRM's own refusal says more than a guess would. A split
+search is sorted within each part, not across them.
 """
 
 from collections.abc import Callable

@@ -50,7 +50,7 @@ class SandboxAccountAdmin(SuperuserOnlyAdmin):
 
 
 class SandboxUserAdmin(ReadOnlyMixin, SuperuserOnlyAdmin):
-    list_display = ["email", "account", "access", "team", "crm_user_id", "is_active"]
+    list_display = ["email", "account", "access", "read_access", "team", "crm_user_id", "is_active"]
     list_filter = ["account", "access"]
     search_fields = ["email"]
 

@@ -238,8 +238,9 @@ def _authenticate(call: Call) -> None:
     if call.provider == Provider.SALESFORCE and token.scopes:
         granted = set(token.scopes.split())
         if not granted & {"api", "full"}:
+            # Salesforce refuses a session without API access as an invalid one: 401.
             raise SandboxError(
-                403, "This session is not valid for use with the REST API", "INVALID_SESSION_ID"
+                401, "This session is not valid for use with the REST API", "INVALID_SESSION_ID"
             )
     call.token, call.account, call.user = token, token.account, token.user
 
@@ -405,7 +406,7 @@ def _log(call: Call, reply: Reply, started_at, elapsed: float) -> None:
         user=call.user,
         provider=call.provider,
         method=request.method or "",
-        path=request.path[:500],
+        path=request.path.replace("\x00", "%00")[:500],  # PostgreSQL text holds no NUL
         query=request.META.get("QUERY_STRING", ""),
         kind=call.kind,
         status=reply.status,

@@ -76,7 +76,11 @@ class SandboxUser(models.Model):
     crm_user_id = models.CharField(max_length=18)
     owner_id = models.CharField(max_length=18)
     team = models.CharField(max_length=100, blank=True)
+    # Records the user may edit (and see). Sharing may let them see more, read-only:
+    # ``read_access`` wider than ``access`` (blank: no more than ``access``), as an org-wide
+    # "Public Read Only" default or a read-only sharing rule does in Salesforce.
     access = models.CharField(max_length=8, choices=Access.choices, default=Access.ALL)
+    read_access = models.CharField(max_length=8, choices=Access.choices, blank=True)
     # {"<native object>": {"<native field>": "hidden" | "read_only"}}
     field_security = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=True)

@@ -72,12 +72,14 @@ def add_user(
     first_name: str = "",
     last_name: str = "",
     access: str = Access.ALL,
+    read_access: str = "",
     team: str = "",
     readonly_fields: Iterable[str] = (),
     hidden_fields: Iterable[str] = (),
 ) -> SandboxUser:
-    """A CRM user. Field-level security is given as ``"deal.amount"`` (canonical) or
-    ``"Opportunity.Amount"`` (native)."""
+    """A CRM user. ``access`` is which records they may edit, ``read_access`` which they may
+    see besides (read-only sharing). Field-level security is given as ``"deal.amount"``
+    (canonical) or ``"Opportunity.Amount"`` (native)."""
     number = store.allocate_numbers(account, 1)[0]
     if account.provider == Provider.HUBSPOT:
         crm_user_id, owner_id = str(1_000_000 + number), str(50_000_000 + number)
@@ -97,6 +99,7 @@ def add_user(
         owner_id=owner_id,
         team=team,
         access=access,
+        read_access=read_access,
         field_security=security,
     )
 

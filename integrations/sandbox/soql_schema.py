@@ -31,6 +31,7 @@ from integrations.sandbox.soql_ast import (
     Query,
     SoqlError,
     Value,
+    condition_fields,
     located,
     map_fields,
 )
@@ -61,12 +62,15 @@ _NO_OBJECT = (
 
 @dataclass(frozen=True)
 class ObjectSchema:
-    """One sObject as the running user sees it: field name -> describe ``type``, and parent
-    relationship name -> the sObject it points at."""
+    """One sObject as the running user sees it: field name -> describe ``type``, parent
+    relationship name -> the sObject it points at, and the fields the describe marks
+    ``filterable: false`` / ``sortable: false`` (long text areas, such as Description)."""
 
     name: str
     fields: Mapping[str, str]
     parents: Mapping[str, str] = field(default_factory=dict)
+    unfilterable: frozenset[str] = frozenset()
+    unsortable: frozenset[str] = frozenset()
 
     @classmethod
     def from_describe(cls, describe: Mapping[str, Any]) -> "ObjectSchema":
@@ -78,7 +82,13 @@ class ObjectSchema:
             for item in describe["fields"]
             if item.get("relationshipName") and item.get("referenceTo")
         }
-        return cls(describe["name"], fields, parents)
+        return cls(
+            describe["name"],
+            fields,
+            parents,
+            _lacking(describe["fields"], "filterable"),
+            _lacking(describe["fields"], "sortable"),
+        )
 
     @cached_property
     def _field_names(self) -> dict[str, str]:
@@ -93,6 +103,10 @@ class ObjectSchema:
 
     def relationship_name(self, name: str) -> str | None:
         return self._parent_names.get(name.lower())
+
+
+def _lacking(fields: Iterable[Mapping[str, Any]], flag: str) -> frozenset[str]:
+    return frozenset(item["name"] for item in fields if not item.get(flag, True))
 
 
 class Catalog:
@@ -143,11 +157,32 @@ def _resolve(ref: FieldRef, root: ObjectSchema, catalog: Catalog, source: str) -
     return FieldRef((*path, name), ref.pos)
 
 
-def _field_type(path: tuple[str, ...], root: ObjectSchema, catalog: Catalog) -> str:
+def _owner(path: tuple[str, ...], root: ObjectSchema, catalog: Catalog) -> ObjectSchema:
+    """The sObject whose field the last step of ``path`` names."""
     schema = root
     for relationship in path[:-1]:
         schema = catalog.parent(schema, relationship)
-    return schema.fields[path[-1]]
+    return schema
+
+
+def _field_type(path: tuple[str, ...], root: ObjectSchema, catalog: Catalog) -> str:
+    return _owner(path, root, catalog).fields[path[-1]]
+
+
+def _check_usable(query: Query, root: ObjectSchema, catalog: Catalog) -> None:
+    """Refuse a filter or a sort on a field the describe says cannot be used so, as
+    Salesforce does (``field 'Description' can not be filtered in a query call``)."""
+    filtered = condition_fields(query.where) if query.where is not None else []
+    checks = [
+        *(("filtered", ref) for ref in filtered),
+        *(("sorted", item.field) for item in query.order_by),
+    ]
+    for verb, ref in checks:
+        schema = _owner(ref.path, root, catalog)
+        refused = schema.unfilterable if verb == "filtered" else schema.unsortable
+        if ref.path[-1] in refused:
+            text = f"field '{ref.path[-1]}' can not be {verb} in a query call"
+            raise SoqlError("INVALID_FIELD", located(query.source, ref.pos, text))
 
 
 def _check_literal(ref: FieldRef, field_type: str, value: Value) -> None:
@@ -218,6 +253,7 @@ def validate(query: Query, catalog: Catalog) -> BoundQuery:
         order_by=tuple(replace(item, field=canonical(item.field)) for item in query.order_by),
     )
     types = {ref.path: _field_type(ref.path, root, catalog) for ref in bound.field_refs()}
+    _check_usable(bound, root, catalog)
     if bound.where is not None:
         _check_literals(bound.where, types)
     return BoundQuery(bound, root, catalog, types)

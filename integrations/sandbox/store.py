@@ -260,35 +260,61 @@ def live_records(account: SandboxAccount, object_name: str) -> QuerySet[SandboxR
     )
 
 
-def visible_to(user: SandboxUser, queryset: QuerySet[SandboxRecord]) -> QuerySet[SandboxRecord]:
-    """Records the user may see and edit (Salesforce sharing; the guard mirrors it for HubSpot)."""
-    if user.access == Access.ALL:
+_WIDTH = {Access.OWNED: 0, Access.TEAM: 1, Access.ALL: 2}
+
+
+def read_scope(user: SandboxUser) -> str:
+    """Which records the user may see: ``access`` (which they may edit) or, wider, what
+    read-only sharing adds (``read_access``)."""
+    if user.read_access and _WIDTH[user.read_access] > _WIDTH[user.access]:
+        return user.read_access
+    return user.access
+
+
+def _scoped(
+    user: SandboxUser, scope: str, queryset: QuerySet[SandboxRecord]
+) -> QuerySet[SandboxRecord]:
+    if scope == Access.ALL:
         return queryset
-    if user.access == Access.TEAM and user.team:
+    if scope == Access.TEAM and user.team:
         return queryset.filter(
             Q(owner=user) | Q(owner__team=user.team, owner__account=user.account)
         )
     return queryset.filter(owner=user)
 
 
+def _in_scope(user: SandboxUser, scope: str, record: SandboxRecord) -> bool:
+    if scope == Access.ALL or record.owner_id == user.pk:
+        return True
+    return bool(
+        scope == Access.TEAM and user.team and record.owner and record.owner.team == user.team
+    )
+
+
+def visible_to(user: SandboxUser, queryset: QuerySet[SandboxRecord]) -> QuerySet[SandboxRecord]:
+    """Records the user may see (Salesforce sharing; the guard mirrors it for HubSpot)."""
+    return _scoped(user, read_scope(user), queryset)
+
+
 def visible_owner_ids(user: SandboxUser) -> set[int] | None:
     """The owners whose records ``visible_to`` keeps (None: every record, owned or not)."""
-    if user.access == Access.ALL:
+    scope = read_scope(user)
+    if scope == Access.ALL:
         return None
-    if user.access == Access.TEAM and user.team:
+    if scope == Access.TEAM and user.team:
         team = SandboxUser.objects.filter(team=user.team, account=user.account)
         return {user.pk, *team.values_list("pk", flat=True)}
     return {user.pk}
 
 
 def can_access(user: SandboxUser, record: SandboxRecord) -> bool:
-    if user.access == Access.ALL:
-        return True
-    if record.owner_id == user.pk:
-        return True
-    return bool(
-        user.access == Access.TEAM and user.team and record.owner and record.owner.team == user.team
-    )
+    """Whether the user may see ``record``."""
+    return _in_scope(user, read_scope(user), record)
+
+
+def can_edit(user: SandboxUser, record: SandboxRecord) -> bool:
+    """Whether the user may change ``record``: read-only sharing lets them see it only."""
+    return _in_scope(user, user.access, record)
 
 
 def latest_changes(

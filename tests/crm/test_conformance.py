@@ -17,8 +17,8 @@ from integrations.crm.types import (
     SearchQuery,
     Sort,
 )
-from integrations.sandbox import store
-from integrations.sandbox.models import SandboxRecord, SandboxRequest
+from integrations.sandbox import seed, store
+from integrations.sandbox.models import Access, SandboxRecord, SandboxRequest
 
 DEAL, CONTACT, COMPANY = ObjectType.DEAL, ObjectType.CONTACT, ObjectType.COMPANY
 
@@ -375,14 +375,18 @@ def test_a_read_only_property_is_refused(crm):
 
 def test_a_token_without_write_access_is_permission_denied(crm):
     deal = crm.add(DEAL, {"name": "Acme"})
-    # HubSpot: an app granted read scopes only; Salesforce: a session not valid for REST.
-    scopes = ["crm.objects.deals.read"] if crm.provider == "hubspot" else ["refresh_token"]
-    client = crm.client_for(crm.user, scopes=scopes)
+    if crm.provider == "hubspot":  # an app granted read scopes only: 403 MISSING_SCOPES
+        client, status = crm.client_for(crm.user, scopes=["crm.objects.deals.read"]), 403
+    else:  # a user the record is shared with read-only: 400 INSUFFICIENT_ACCESS_OR_READONLY
+        viewer = seed.add_user(
+            crm.account, "val@seller.example", access=Access.OWNED, read_access=Access.ALL
+        )
+        client, status = crm.client_for(viewer), 400
 
     with pytest.raises(errors.PermissionDenied) as caught:
         client.update(DEAL, deal.crm_id, {crm.field(DEAL, "next_step"): "Send the MSA"})
 
-    assert caught.value.status == 403
+    assert caught.value.status == status
     assert crm.written() == {}
 
 

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from urllib.parse import unquote_plus
 
 import pytest
 import requests
@@ -21,7 +22,7 @@ from simple_salesforce.exceptions import (
 )
 
 from integrations.crm import errors
-from integrations.crm.salesforce import SalesforceClient
+from integrations.crm.salesforce import SalesforceClient, _last_changed
 from integrations.crm.salesforce_errors import (
     CONCURRENT_RETRY_SECONDS,
     seconds_to_next_day,
@@ -29,7 +30,14 @@ from integrations.crm.salesforce_errors import (
 )
 from integrations.crm.salesforce_soql import like_pattern, literal, quote
 from integrations.crm.salesforce_values import normalise, to_salesforce
-from integrations.crm.types import ObjectType, Operator, Precondition, SearchFilter, SearchQuery
+from integrations.crm.types import (
+    ObjectType,
+    Operator,
+    Precondition,
+    SearchFilter,
+    SearchQuery,
+    Sort,
+)
 from integrations.sandbox import seed, store
 from integrations.sandbox.models import (
     Access,
@@ -354,39 +362,123 @@ def test_typed_values_round_trip_through_custom_fields(org):
     assert list(caught.value.fields) == ["Forecast__c"]
 
 
-def test_a_precondition_conflicts_after_a_human_edit_in_the_same_second(org):
+def _last_write_requests(since_pk: int) -> list[tuple[str, int]]:
+    sent = SandboxRequest.objects.filter(pk__gt=since_pk).exclude(kind="meta").order_by("pk")
+    return [(log.method, log.status) for log in sent]
+
+
+def _last_request_pk() -> int:
+    return SandboxRequest.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def test_a_record_read_in_the_second_it_changed_is_checked_by_its_values(org):
     deal = seed.add_record(org.account, DEAL, {"name": "Acme", "amount": 100}, owner=org.user)
     client = org.client_for()
     read = client.get(DEAL, deal.crm_id, ["Amount"])
-    store.update_record(deal, {"Amount": 200}, at=read.updated_at + timedelta(milliseconds=300))
+    # A human edit later in the same second leaves LastModifiedDate where it was, so
+    # If-Unmodified-Since alone would let the write through, as it does on a real org.
+    second = deal.updated_at.replace(microsecond=0)
+    deal.refresh_from_db()
+    store.update_record(deal, {"Amount": 200}, at=second + timedelta(microseconds=999_000))
+    before = _last_request_pk()
 
     with pytest.raises(errors.Conflict) as caught:
         client.update(
-            DEAL, deal.crm_id, {"Amount": "300"}, precondition=Precondition(read.updated_at)
+            DEAL,
+            deal.crm_id,
+            {"Amount": "300"},
+            precondition=Precondition(read.updated_at, expected=read.properties),
         )
 
+    assert read.updated_at == second + timedelta(microseconds=999_999)
     assert caught.value.code == "PRECONDITION_FAILED"
+    assert "(Amount)" in caught.value.message
     deal.refresh_from_db()
     assert deal.values["Amount"] == 200
-    # LastModifiedDate decided it, before any PATCH was sent.
-    assert not SandboxRequest.objects.filter(method="PATCH").exists()
+    assert _last_write_requests(before) == [("GET", 200)]  # no PATCH was sent
 
 
-def test_a_precondition_on_an_unchanged_record_writes_despite_whole_second_headers(org):
+def test_a_record_read_in_the_second_it_changed_is_written_when_its_values_hold(org):
+    deal = seed.add_record(org.account, DEAL, {"name": "Acme", "amount": 100}, owner=org.user)
+    client = org.client_for()
+    read = client.get(DEAL, deal.crm_id, ["Amount"])
+    before = _last_request_pk()
+
+    client.update(
+        DEAL,
+        deal.crm_id,
+        {"Amount": "300"},
+        precondition=Precondition(read.updated_at, expected=read.properties),
+    )
+
+    deal.refresh_from_db()
+    assert deal.values["Amount"] == 300
+    assert _last_write_requests(before) == [("GET", 200), ("PATCH", 204)]
+
+
+def test_a_record_read_after_the_second_it_changed_is_written_in_one_conditional_request(org):
+    deal = seed.add_record(org.account, DEAL, {"name": "Acme", "amount": 100}, owner=org.user)
+    changed = datetime(2026, 5, 4, 10, 0, 0, 400_000, tzinfo=UTC)
+    SandboxRecord.objects.filter(pk=deal.pk).update(updated_at=changed)
+    client = org.client_for()
+    read = client.get(DEAL, deal.crm_id, ["Amount"])
+    written = _last_request_pk()
+    client.update(
+        DEAL,
+        deal.crm_id,
+        {"Amount": "300"},
+        precondition=Precondition(read.updated_at, expected=read.properties),
+    )
+    sent = _last_write_requests(written)
+    deal.refresh_from_db()
+    store.update_record(deal, {"Amount": 200}, at=deal.updated_at + timedelta(seconds=1))
+    before = _last_request_pk()
+
+    with pytest.raises(errors.Conflict):
+        client.update(
+            DEAL,
+            deal.crm_id,
+            {"Amount": "400"},
+            precondition=Precondition(read.updated_at, expected=read.properties),
+        )
+
+    assert read.updated_at == changed.replace(microsecond=0)  # LastModifiedDate as given
+    assert sent == [("PATCH", 204)]
+    assert _last_write_requests(before) == [("PATCH", 412)]
+    deal.refresh_from_db()
+    assert deal.values["Amount"] == 200
+
+
+@pytest.mark.parametrize(
+    ("read_after", "reported"),
+    [
+        (timedelta(milliseconds=300), timedelta(microseconds=999_999)),
+        (timedelta(seconds=1, milliseconds=500), timedelta(microseconds=999_999)),
+        (timedelta(seconds=2), timedelta(0)),
+        (timedelta(hours=3), timedelta(0)),
+    ],
+)
+def test_a_last_change_in_the_second_of_the_read_is_reported_at_its_end(read_after, reported):
+    second = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
+
+    assert _last_changed(second, now=second + read_after) == second + reported
+    assert _last_changed(None) is None
+
+
+def test_a_precondition_that_is_no_whole_second_checks_the_values_first(org):
     deal = seed.add_record(org.account, DEAL, {"name": "Acme", "amount": 100}, owner=org.user)
     moment = datetime(2026, 5, 4, 10, 0, 0, 700000, tzinfo=UTC)
     SandboxRecord.objects.filter(pk=deal.pk).update(updated_at=moment)
     client = org.client_for()
+    before = _last_request_pk()
 
     client.update(DEAL, deal.crm_id, {"Amount": "300"}, precondition=Precondition(moment))
 
     deal.refresh_from_db()
     assert deal.values["Amount"] == 300
-    # A sub-second read time cannot be a whole-second header: one read of LastModifiedDate,
-    # then one PATCH with the next whole second (not a PATCH doomed to 412 first).
-    sent = SandboxRequest.objects.filter(method__in=["GET", "PATCH"]).order_by("pk")
-    assert [(log.method, log.status) for log in sent][-2:] == [("GET", 200), ("PATCH", 204)]
-    assert not SandboxRequest.objects.filter(method="PATCH", status=412).exists()
+    # A time that is no LastModifiedDate (a read time, say) cannot be sent as one: the
+    # record's date and values are read first, then one PATCH goes with its whole second.
+    assert _last_write_requests(before) == [("GET", 200), ("PATCH", 204)]
 
 
 def test_a_precondition_on_a_whole_second_writes_in_one_request(org):
@@ -394,12 +486,11 @@ def test_a_precondition_on_a_whole_second_writes_in_one_request(org):
     moment = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
     SandboxRecord.objects.filter(pk=deal.pk).update(updated_at=moment)
     client = org.client_for()
-    last = SandboxRequest.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+    before = _last_request_pk()
 
     client.update(DEAL, deal.crm_id, {"Amount": "300"}, precondition=Precondition(moment))
 
-    sent = SandboxRequest.objects.filter(pk__gt=last).exclude(kind="meta").order_by("pk")
-    assert [(log.method, log.status) for log in sent] == [("PATCH", 204)]
+    assert _last_write_requests(before) == [("PATCH", 204)]
 
 
 def test_update_many_sends_collections_of_200_and_leaves_out_refusals(org):
@@ -418,6 +509,31 @@ def test_update_many_sends_collections_of_200_and_leaves_out_refusals(org):
     collections = SandboxRequest.objects.filter(path__endswith="/composite/sobjects")
     assert collections.count() == 3
     assert sum(len(log.written) for log in collections) == 450
+
+
+def test_a_record_shared_read_only_is_read_but_its_writes_are_refusals(org):
+    viewer = seed.add_user(
+        org.account, "val@seller.example", access=Access.OWNED, read_access=Access.ALL
+    )
+    deal = seed.add_record(org.account, DEAL, {"name": "Acme"}, owner=org.user)
+    client = org.client_for(viewer)
+
+    read = client.get(DEAL, deal.crm_id, ["Name"])
+    with pytest.raises(errors.PermissionDenied) as caught:
+        client.update(
+            DEAL,
+            deal.crm_id,
+            {"NextStep": "Call"},
+            precondition=Precondition(read.updated_at, expected=read.properties),
+        )
+    batch = client.update_many(DEAL, {deal.crm_id: {"NextStep": "Call"}})
+
+    assert read.properties == {"Name": "Acme"}
+    assert (caught.value.status, caught.value.code) == (400, "INSUFFICIENT_ACCESS_OR_READONLY")
+    assert caught.value.message == "insufficient access rights on object id"
+    assert batch.ids() == []
+    assert isinstance(batch.failed[deal.crm_id], errors.PermissionDenied)
+    assert batch.failed[deal.crm_id].code == "INSUFFICIENT_ACCESS_OR_READONLY"
 
 
 @pytest.mark.parametrize(("count", "limit", "pages"), [(450, 200, 3), (450, 100, 5)])
@@ -457,6 +573,84 @@ def test_search_pages_past_2000_records_and_within_one_short_batch(org):
     assert {page.total for page in short} == {21}
     names = [record.properties["Name"] for page in short for record in page.records]
     assert names == [f"Deal {n:04d}" for n in range(2100) if n % 100 == 25]
+
+
+def _pages(client: SalesforceClient, query: SearchQuery) -> list:
+    pages = [client.search(query)]
+    while pages[-1].next_cursor:
+        pages.append(client.search(replace(query, cursor=pages[-1].next_cursor)))
+    return pages
+
+
+def test_search_pages_by_the_next_records_urls_salesforce_gives_and_nothing_else(org):
+    deals = _deals(org, 650)
+    before = _last_request_pk()
+
+    pages = _pages(org.client_for(), SearchQuery(DEAL, properties=("Name",), limit=200))
+
+    sent = list(SandboxRequest.objects.filter(pk__gt=before, kind="search").order_by("pk"))
+    assert [len(page.records) for page in pages] == [200, 200, 200, 50]
+    assert [r.id for page in pages for r in page.records] == [d.crm_id for d in deals]
+    assert [log.status for log in sent] == [200] * 4
+    # Each later request is the nextRecordsUrl the one before it answered, as given.
+    handed_out = [page.next_cursor for page in pages[:-1]]
+    assert [log.path for log in sent[1:]] == handed_out
+    assert [int(url.rpartition("-")[2]) for url in handed_out] == [200, 400, 600]
+
+
+def test_search_pages_smaller_than_a_batch_go_by_offset_never_by_a_made_up_locator(org):
+    deals = _deals(org, 650)
+    before = _last_request_pk()
+
+    pages = _pages(org.client_for(), SearchQuery(DEAL, properties=("Name",), limit=150))
+
+    sent = list(SandboxRequest.objects.filter(pk__gt=before, kind="search").order_by("pk"))
+    assert [r.id for page in pages for r in page.records] == [d.crm_id for d in deals]
+    assert [page.next_cursor for page in pages] == [
+        "offset:150:650",
+        "offset:300:650",
+        "offset:450:650",
+        "offset:600:650",
+        None,
+    ]
+    assert all(log.status == 200 and log.path.endswith("/query/") for log in sent)
+    assert "OFFSET 300" in unquote_plus(sent[2].query)
+
+
+@pytest.mark.parametrize(
+    ("query", "verb"),
+    [
+        (
+            SearchQuery(
+                DEAL, filter_groups=((SearchFilter("Description", Operator.CONTAINS, "MSA"),),)
+            ),
+            "filtered",
+        ),
+        (SearchQuery(DEAL, sorts=(Sort("Description"),)), "sorted"),
+    ],
+)
+def test_a_search_on_a_field_salesforce_cannot_filter_or_sort_names_it(org, query, verb):
+    seed.add_record(org.account, DEAL, {"name": "Acme"}, owner=org.user)
+
+    with pytest.raises(errors.ValidationFailed) as caught:
+        org.client_for().search(query)
+
+    assert caught.value.code == "INVALID_FIELD"
+    assert caught.value.fields == {
+        "Description": caught.value.message,
+    }
+    assert caught.value.message.endswith(f"field 'Description' can not be {verb} in a query call")
+
+
+def test_a_small_page_beyond_sqls_largest_offset_is_refused_before_any_request(org):
+    client = org.client_for()
+    before = _last_request_pk()
+
+    with pytest.raises(errors.ValidationFailed) as caught:
+        client.search(SearchQuery(DEAL, limit=150, cursor="offset:2100:5000"))
+
+    assert "pages of 200 or more" in caught.value.message
+    assert not SandboxRequest.objects.filter(pk__gt=before).exists()
 
 
 def test_search_escapes_literals(org):
@@ -562,6 +756,16 @@ def test_limits_and_sessions_map_to_their_errors(org):
     # The daily limit waits for the next UTC midnight, in Salesforce's words.
     assert caught.value.retry_after == pytest.approx(seconds_to_next_day(), abs=60)
     assert caught.value.message == "TotalRequests Limit exceeded."
+
+
+def test_a_token_without_api_access_must_be_connected_again(org):
+    client = org.client_for(scopes=["id", "openid"])
+
+    with pytest.raises(errors.AuthExpired) as caught:
+        client.search(SearchQuery(DEAL))
+
+    assert (caught.value.status, caught.value.code) == (401, "INVALID_SESSION_ID")
+    assert caught.value.message == "This session is not valid for use with the REST API"
 
 
 def test_the_concurrent_request_limit_is_retried_within_seconds(org):

@@ -827,6 +827,40 @@ def test_an_after_that_is_no_offset_is_a_validation_error(portal, after):
     assert {_error(answer)["category"] for answer in answers} == {"VALIDATION_ERROR"}
 
 
+def test_a_nul_character_anywhere_is_an_answer_not_a_crash(portal):
+    jane = portal.add("contact", {"email": "jane@acme.example"})
+
+    written = _raw(
+        portal,
+        "PATCH",
+        f"/crm/v3/objects/contacts/{jane.crm_id}",
+        '{"properties": {"firstname": "Ja\\u0000ne"}}',
+    )
+    by_email = portal.get("/crm/v3/objects/contacts/jane%00@acme.example?idProperty=email")
+    batch = _raw(
+        portal,
+        "POST",
+        "/crm/v3/objects/contacts/batch/read",
+        '{"inputs": [{"id": "jane\\u0000@acme.example"}], "idProperty": "email"}',
+    )
+    searched = _raw(
+        portal,
+        "POST",
+        "/crm/v3/objects/contacts/search",
+        '{"filterGroups": [{"filters": [{"propertyName": "email", "operator": "EQ", '
+        '"value": "jane\\u0000@acme.example"}]}]}',
+    )
+    path = portal.get("/crm/v3/objects/contacts/12%0034")
+
+    assert written.status_code == 400
+    assert written.json()["errors"][0]["code"] == "INVALID_PROPERTY_VALUE"
+    assert by_email.status_code == 404
+    assert (batch.status_code, batch.json()["results"]) == (207, [])
+    assert (searched.status_code, searched.json()["total"]) == (200, 0)
+    assert path.status_code == 404
+    assert SandboxRequest.objects.filter(path="/crm/v3/objects/contacts/12%0034").exists()
+
+
 def test_values_beyond_what_hubspot_can_hold_are_invalid_not_a_crash(portal):
     deal = portal.add("deal", {"name": "Acme"})
 

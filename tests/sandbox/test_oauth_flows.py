@@ -575,8 +575,15 @@ def test_salesforce_scopes_decide_the_refresh_token_and_whose_identity_is_readab
 
     assert "refresh_token" not in narrow
     assert narrow["scope"] == "id openid"
-    # Without the api scope the token may not call the REST API...
-    assert salesforce.get(V + "/limits/", narrow["access_token"]).status_code == 403
+    # Without the api scope the token may not call the REST API: an invalid session...
+    refused = salesforce.get(V + "/limits/", narrow["access_token"])
+    assert refused.status_code == 401
+    assert refused.json() == [
+        {
+            "message": "This session is not valid for use with the REST API",
+            "errorCode": "INVALID_SESSION_ID",
+        }
+    ]
     # ...but reads its own identity, by header or by oauth_token parameter.
     assert salesforce.get(rep_path, narrow["access_token"]).status_code == 200
     by_param = requests.get(

@@ -9,7 +9,7 @@ import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
@@ -371,6 +371,31 @@ def test_invalid_writes_answer_400_with_salesforces_codes(org, body, code, messa
     assert not SandboxRequest.objects.filter(status=204).exists()
 
 
+def test_values_a_field_cannot_hold_are_refused_naming_it(org):
+    deal = _deal(org)
+    path = f"{V}/sobjects/Opportunity/{deal.crm_id}"
+
+    nul = org.call(
+        "PATCH", path, data='{"Name": "A\\u0000B"}', headers={"Content-Type": "application/json"}
+    )
+    huge = org.call("PATCH", path, json={"Amount": "1e999999999"})
+    odd_path = org.call("GET", f"{V}/sobjects/Opportunity/%00")
+
+    assert nul.status_code == 400
+    assert nul.json()[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
+    assert nul.json()[0]["fields"] == ["Name"]
+    assert huge.json() == [
+        {
+            "message": "Amount: value outside of valid range on numeric field: 1e999999999",
+            "errorCode": "NUMBER_OUTSIDE_VALID_RANGE",
+            "fields": ["Amount"],
+        }
+    ]
+    assert odd_path.status_code == 404
+    deal.refresh_from_db()
+    assert deal.values["Name"] == "Acme platform"
+
+
 def test_if_unmodified_since_refuses_a_write_after_a_later_change(org):
     deal = _deal(org)
     read_at = deal.updated_at
@@ -401,6 +426,56 @@ def test_if_unmodified_since_refuses_a_write_after_a_later_change(org):
     assert fresh.status_code == 204
     deal.refresh_from_db()
     assert deal.values["Amount"] == 75000
+
+
+def test_system_timestamps_have_whole_seconds_everywhere(org):
+    deal = _deal(org)
+    moment = datetime(2026, 5, 4, 10, 0, 0, 734_000, tzinfo=UTC)
+    SandboxRecord.objects.filter(pk=deal.pk).update(created_at=moment, updated_at=moment)
+    names = "CreatedDate, LastModifiedDate, SystemModstamp"
+
+    row = org.call("GET", f"{V}/sobjects/Opportunity/{deal.crm_id}").json()
+    queried = org.call(
+        "GET", V + "/query/", params={"q": f"SELECT {names} FROM Opportunity"}
+    ).json()["records"][0]
+    user = org.call("GET", f"{V}/sobjects/User/{org.admin.crm_user_id}").json()
+
+    for answer in (row, queried):
+        assert [answer[name] for name in names.split(", ")] == ["2026-05-04T10:00:00.000+0000"] * 3
+    assert user["CreatedDate"][-9:] == ".000+0000"
+
+
+def test_if_unmodified_since_compares_whole_seconds_as_salesforce_does(org):
+    acme = seed.add_record(org.account, "company", {"name": "Acme"}, owner=org.admin)
+    second = datetime(2026, 5, 4, 10, 0, 0, tzinfo=UTC)
+    SandboxRecord.objects.filter(pk=acme.pk).update(updated_at=second + timedelta(milliseconds=200))
+    path = f"{V}/sobjects/Account/{acme.crm_id}"
+    tag = org.call("GET", path).headers["ETag"]
+    # Another write later in the same second: LastModifiedDate does not move.
+    acme.refresh_from_db()
+    store.update_record(acme, {"Name": "Acme 2"}, at=second + timedelta(milliseconds=700))
+
+    same_second = org.call(
+        "PATCH",
+        path,
+        json={"Description": "a"},
+        headers={"If-Unmodified-Since": format_datetime(second, usegmt=True)},
+    )
+    acme.refresh_from_db()
+    store.update_record(acme, {"Name": "Acme 3"}, at=second + timedelta(seconds=1))
+    next_second = org.call(
+        "PATCH",
+        path,
+        json={"Description": "b"},
+        headers={"If-Unmodified-Since": format_datetime(second, usegmt=True)},
+    )
+
+    # A real org accepts a write conditional on the second the record last changed in,
+    # whatever else changed within it; a change in a later second is refused.
+    assert same_second.status_code == 204
+    assert next_second.status_code == 412
+    # The strong validator still tells writes within one second apart.
+    assert org.call("GET", path, headers={"If-None-Match": tag}).status_code == 200
 
 
 def test_account_rows_carry_an_etag_that_if_match_checks(org):
@@ -475,6 +550,98 @@ def test_sharing_hides_other_owners_records_from_reads_and_writes(org):
         }
     ]
     assert org.call("GET", f"{V}/sobjects/Opportunity/{mine.crm_id}", user=org.rep).ok
+
+
+def test_read_only_sharing_lets_a_user_read_but_not_change_a_record(org):
+    viewer = seed.add_user(
+        org.account,
+        "val@seller.example",
+        access=Access.OWNED,
+        read_access=Access.ALL,  # the org-wide default for opportunities: Public Read Only
+    )
+    org.token_for(viewer)
+    acme = seed.add_record(org.account, "company", {"name": "Acme"}, owner=org.admin)
+    theirs = _deal(org, owner=org.admin, name="Theirs")
+    own = _deal(org, owner=viewer, name="Own")
+    path = f"{V}/sobjects/Opportunity/{theirs.crm_id}"
+    read_only = [
+        {
+            "message": "insufficient access rights on object id",
+            "errorCode": "INSUFFICIENT_ACCESS_OR_READONLY",
+        }
+    ]
+
+    read = org.call("GET", path, user=viewer)
+    rows = org.call(
+        "GET",
+        V + "/query/",
+        user=viewer,
+        params={"q": "SELECT Name FROM Opportunity ORDER BY Name"},
+    )
+    patched = org.call("PATCH", path, user=viewer, json={"NextStep": "Call"})
+    deleted = org.call("DELETE", path, user=viewer)
+    collection = org.call(
+        "PATCH",
+        V + "/composite/sobjects",
+        user=viewer,
+        json={
+            "allOrNone": False,
+            "records": [
+                {"attributes": {"type": "Opportunity"}, "id": theirs.crm_id, "NextStep": "Call"},
+                {"attributes": {"type": "Opportunity"}, "id": own.crm_id, "NextStep": "Call"},
+            ],
+        },
+    )
+    # A record it may read is a valid lookup target.
+    contact = org.call(
+        "POST",
+        f"{V}/sobjects/Contact",
+        user=viewer,
+        json={"LastName": "Lee", "AccountId": acme.crm_id},
+    )
+
+    assert read.status_code == 200
+    assert read.json()["Name"] == "Theirs"
+    assert [r["Name"] for r in rows.json()["records"]] == ["Own", "Theirs"]
+    assert (patched.status_code, patched.json()) == (400, read_only)
+    assert (deleted.status_code, deleted.json()) == (400, read_only)
+    assert collection.json() == [
+        {
+            "id": theirs.crm_id,
+            "success": False,
+            "errors": [
+                {
+                    "statusCode": "INSUFFICIENT_ACCESS_OR_READONLY",
+                    "message": "insufficient access rights on object id",
+                    "fields": [],
+                }
+            ],
+        },
+        {"id": own.crm_id, "success": True, "errors": []},
+    ]
+    assert contact.status_code == 201
+    theirs.refresh_from_db()
+    assert "NextStep" not in theirs.values
+    assert theirs.deleted_at is None
+
+
+def test_user_record_access_says_read_for_a_record_shared_read_only(org):
+    viewer = seed.add_user(
+        org.account, "val@seller.example", access=Access.OWNED, read_access=Access.ALL
+    )
+    theirs = _deal(org, owner=org.admin)
+    soql = (
+        "SELECT HasReadAccess, HasEditAccess, MaxAccessLevel FROM UserRecordAccess "
+        f"WHERE UserId = '{viewer.crm_user_id}' AND RecordId = '{theirs.crm_id}'"
+    )
+
+    row = org.call("GET", V + "/query/", params={"q": soql}).json()["records"][0]
+
+    assert (row["HasReadAccess"], row["HasEditAccess"], row["MaxAccessLevel"]) == (
+        True,
+        False,
+        "Read",
+    )
 
 
 def test_field_level_security_hides_and_locks_fields_everywhere(org):
@@ -580,6 +747,37 @@ def test_query_errors_answer_400_with_the_soql_error_code(org, soql, code):
     assert response.json()[0]["errorCode"] == code
 
 
+def test_fields_the_describe_cannot_filter_or_sort_on_are_refused_as_salesforce_does(org):
+    _deal(org, description="Long notes")
+    described = org.call("GET", f"{V}/sobjects/Opportunity/describe").json()
+    flags = {f["name"]: (f["filterable"], f["sortable"]) for f in described["fields"]}
+
+    def query(soql: str):
+        return org.call("GET", V + "/query/", params={"q": soql})
+
+    filtered = query("SELECT Id FROM Opportunity WHERE Description = 'x'")
+    sorted_ = query("SELECT Id FROM Opportunity ORDER BY Description")
+    through_parent = query("SELECT Id FROM Contact WHERE Account.Description != null")
+    selected = query("SELECT Description FROM Opportunity")
+
+    assert flags["Description"] == (False, False)
+    assert filtered.status_code == sorted_.status_code == through_parent.status_code == 400
+    assert filtered.json() == [
+        {
+            "message": "\nSELECT Id FROM Opportunity WHERE Description = 'x'\n"
+            + " " * 33
+            + "^\nERROR at Row:1:Column:34\n"
+            "field 'Description' can not be filtered in a query call",
+            "errorCode": "INVALID_FIELD",
+        }
+    ]
+    assert sorted_.json()[0]["message"].endswith(
+        "field 'Description' can not be sorted in a query call"
+    )
+    assert through_parent.json()[0]["errorCode"] == "INVALID_FIELD"
+    assert selected.json()["records"][0]["Description"] == "Long notes"
+
+
 def test_query_pages_by_next_records_url_paths(org):
     rows = [({"Name": f"Deal {n:03d}", "StageName": "Prospecting"}, org.admin) for n in range(450)]
     store.bulk_create_records(org.account, "Opportunity", rows)
@@ -602,6 +800,32 @@ def test_query_pages_by_next_records_url_paths(org):
     assert (default["done"], len(default["records"])) == (True, 450)
     unknown = org.call("GET", V + "/query/01g000000000000AAA-200")
     assert unknown.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_each_next_records_url_works_once_and_in_order(org):
+    rows = [({"Name": f"Deal {n:03d}", "StageName": "Prospecting"}, org.admin) for n in range(650)]
+    store.bulk_create_records(org.account, "Opportunity", rows)
+    options = {"Sforce-Query-Options": "batchSize=200"}
+    params = {"q": "SELECT Name FROM Opportunity ORDER BY Name"}
+
+    first = org.call("GET", V + "/query/", params=params, headers=options).json()
+    locator = first["nextRecordsUrl"].rpartition("-")[0]
+    skipped = org.call("GET", f"{locator}-400", headers=options)
+    rewound = org.call("GET", f"{locator}-150", headers=options)
+    second = org.call("GET", first["nextRecordsUrl"], headers=options)
+    again = org.call("GET", first["nextRecordsUrl"], headers=options)
+    third = org.call("GET", second.json()["nextRecordsUrl"], headers=options).json()
+    last = org.call("GET", third["nextRecordsUrl"], headers=options).json()
+    after_the_end = org.call("GET", third["nextRecordsUrl"], headers=options)
+
+    invalid = [{"message": "invalid query locator", "errorCode": "INVALID_QUERY_LOCATOR"}]
+    for refused in (skipped, rewound, again, after_the_end):
+        assert refused.status_code == 400
+        assert refused.json() == invalid
+    # The refusals did not move the cursor: the URL handed out still works, once.
+    assert [r["Name"] for r in second.json()["records"]][:1] == ["Deal 200"]
+    assert LOCATOR_URL.fullmatch(third["nextRecordsUrl"]).group(1) == "600"
+    assert (len(last["records"]), last["done"], "nextRecordsUrl" in last) == (50, True, False)
 
 
 def test_query_answers_2000_records_per_batch_by_default(org):

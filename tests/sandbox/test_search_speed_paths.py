@@ -835,14 +835,17 @@ def _reference_row_value(row: salesforce_rows.RecordRow, name: str) -> Any:
     from integrations.sandbox.salesforce.rows import ADDRESS_PARTS, ADDRESSES
     from integrations.sandbox.salesforce.values import format_datetime
 
+    def stamp(moment: Any) -> str:  # Salesforce's system timestamps have whole seconds
+        return format_datetime(moment.replace(microsecond=0))
+
     record, stored, fields = row.record, row.record.values, row._fields
     default_user = stored.get("OwnerId") or row._org.default_user_id
     system = {
         "Id": lambda: record.crm_id,
         "IsDeleted": lambda: record.deleted_at is not None,
-        "CreatedDate": lambda: format_datetime(record.created_at),
-        "LastModifiedDate": lambda: format_datetime(record.updated_at),
-        "SystemModstamp": lambda: format_datetime(record.updated_at),
+        "CreatedDate": lambda: stamp(record.created_at),
+        "LastModifiedDate": lambda: stamp(record.updated_at),
+        "SystemModstamp": lambda: stamp(record.updated_at),
         "CreatedById": lambda: stored.get("CreatedById") or default_user,
         "LastModifiedById": lambda: stored.get("LastModifiedById") or default_user,
     }.get(name)

@@ -569,6 +569,35 @@ def test_it_builds_a_schema_from_a_describe_body() -> None:
     )
 
 
+def test_it_refuses_filters_and_sorts_the_describe_does_not_allow() -> None:
+    describe = {
+        "name": "Note__c",
+        "fields": [
+            {"name": "Id", "type": "id", "filterable": True, "sortable": True},
+            {"name": "Body__c", "type": "textarea", "filterable": False, "sortable": False},
+            {"name": "Tags__c", "type": "string", "filterable": True, "sortable": False},
+        ],
+    }
+    catalog = Catalog([ObjectSchema.from_describe(describe)])
+
+    def refusal(soql: str) -> str:
+        with pytest.raises(SoqlError) as caught:
+            validate(parse(soql), catalog)
+        assert caught.value.error_code == "INVALID_FIELD"
+        return caught.value.message.rpartition("\n")[2]
+
+    assert refusal("SELECT Id FROM Note__c WHERE Body__c LIKE '%x%'") == (
+        "field 'Body__c' can not be filtered in a query call"
+    )
+    assert refusal("SELECT Id FROM Note__c WHERE Id != null OR NOT body__c = 'x'") == (
+        "field 'Body__c' can not be filtered in a query call"
+    )
+    assert refusal("SELECT Id FROM Note__c ORDER BY Tags__c") == (
+        "field 'Tags__c' can not be sorted in a query call"
+    )
+    assert validate(parse("SELECT Body__c FROM Note__c WHERE Tags__c = 'a'"), catalog)
+
+
 # Evaluation
 
 

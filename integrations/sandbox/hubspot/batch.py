@@ -44,7 +44,11 @@ def _records_by_key(
     if id_property and id_property != "hs_object_id":
         if id_property not in schema.UNIQUE_PROPERTIES[ctx.object_name]:
             raise writes.invalid_input(f"{id_property} is not a unique identifier property")
-        wanted = {key.strip().lower() if id_property == "email" else key: key for key in keys}
+        wanted = {
+            key.strip().lower() if id_property == "email" else key: key
+            for key in keys
+            if "\x00" not in key  # no stored value holds one; PostgreSQL refuses it in a query
+        }
         found = {}
         for record in records.filter(**{f"values__{id_property}__in": list(wanted)}):
             found[wanted[record.values[id_property]]] = record

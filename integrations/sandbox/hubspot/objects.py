@@ -51,7 +51,10 @@ def find_record(
         if id_property not in schema.UNIQUE_PROPERTIES[ctx.object_name]:
             raise writes.invalid_input(f"{id_property} is not a unique identifier property")
         value = object_id.strip().lower() if id_property == "email" else object_id
-        record = records.filter(**{f"values__{id_property}": value}).first()
+        # No stored value holds a NUL, and PostgreSQL refuses one in a query.
+        record = (
+            None if "\x00" in value else records.filter(**{f"values__{id_property}": value}).first()
+        )
     else:
         if not object_id.isdigit():
             raise not_numeric(object_id)

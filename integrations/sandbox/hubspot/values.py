@@ -65,6 +65,11 @@ def normalise(prop: SandboxProperty, raw: object, *, owners: set[str]) -> str | 
     text = _as_text(raw)
     if text == "":
         return None
+    if "\x00" in text:
+        # The sandbox's database cannot hold it (PostgreSQL refuses it in JSON).
+        raise ValueProblem(
+            "INVALID_PROPERTY_VALUE", f"{json.dumps(text)} contains a NUL character."
+        )
     if prop.type == "number":
         return _number(text)
     if prop.type == "date":

@@ -18,7 +18,7 @@ from integrations.sandbox.gateway import Call, Reply, SandboxError, endpoint
 from integrations.sandbox.models import RequestKind, SandboxRecord
 from integrations.sandbox.salesforce import metadata
 from integrations.sandbox.salesforce.http import SALESFORCE, org_of
-from integrations.sandbox.salesforce.org import Org
+from integrations.sandbox.salesforce.org import Org, read_only
 from integrations.sandbox.salesforce.values import is_id
 from integrations.sandbox.salesforce.views import requested_fields
 from integrations.sandbox.salesforce.writes import Writer
@@ -75,13 +75,8 @@ def _target(org: Org, object_name: str, record_id: object) -> SandboxRecord:
         )
     if record.deleted_at is not None:
         raise SandboxError(400, "entity is deleted", "ENTITY_IS_DELETED", fields=[])
-    if not org.can_access(record):
-        raise SandboxError(
-            400,
-            "insufficient access rights on object id",
-            "INSUFFICIENT_ACCESS_OR_READONLY",
-            fields=[],
-        )
+    if not org.can_edit(record):
+        raise read_only()
     return record
 
 

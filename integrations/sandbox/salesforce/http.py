@@ -98,13 +98,18 @@ def http_date(value: str, header: str) -> datetime:
 
 
 def last_modified(record: SandboxRecord) -> datetime:
-    """LastModifiedDate at Salesforce's precision (milliseconds)."""
-    moment = record.updated_at
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    """LastModifiedDate as Salesforce holds it for conditional requests: whole seconds.
+
+    If-Unmodified-Since (and If-Modified-Since) therefore compare per second, as on a real
+    org: a PATCH conditional on the current second succeeds even when another write landed
+    earlier in that same second. Only the record's values (or the ETag, on Account) can
+    tell such writes apart; the adapter reads them when its read fell in that second."""
+    return record.updated_at.replace(microsecond=0)
 
 
 def etag(record: SandboxRecord) -> str:
-    digest = hashlib.sha1(f"{record.crm_id}|{last_modified(record).isoformat()}".encode())
+    """A strong validator: it changes on every write, two in one second included."""
+    digest = hashlib.sha1(f"{record.crm_id}|{record.updated_at.isoformat()}".encode())
     return '"' + base64.b64encode(digest.digest()).decode() + '"'
 
 

@@ -15,7 +15,7 @@ from integrations.sandbox import store
 from integrations.sandbox.gateway import Call, Reply, endpoint
 from integrations.sandbox.models import RequestKind, SandboxToken, SandboxUser
 from integrations.sandbox.salesforce.http import LATEST_VERSION, SALESFORCE, host_of
-from integrations.sandbox.salesforce.values import format_datetime
+from integrations.sandbox.salesforce.values import format_stamp
 
 ORG_WIDE_SCOPES = {"api", "full"}
 
@@ -90,7 +90,7 @@ def _identity(request: HttpRequest, user: SandboxUser, *, own: bool) -> dict:
         "language": "en_US",
         "locale": "en_US",
         "utcOffset": 0,
-        "last_modified_date": format_datetime(user.created_at),
+        "last_modified_date": format_stamp(user.created_at),
         "urls": {
             "enterprise": f"{base}/services/Soap/c/{version}/{org_id}",
             "metadata": f"{base}/services/Soap/m/{version}/{org_id}",

@@ -6,9 +6,10 @@ through an ``Org`` made for the token's SandboxUser:
 * fields hidden by field-level security do not exist for the user (absent from describe,
   INVALID_FIELD in queries and writes); read-only ones describe as not createable and not
   updateable;
-* records of Account, Contact and Opportunity are visible (and editable) per the user's
-  access (owned / team / all, store.visible_to); an OpportunityContactRole follows its
-  opportunity; stages and users are visible to everyone.
+* records of Account, Contact and Opportunity are editable per the user's access (owned /
+  team / all), and visible per it or, read-only, per a wider ``read_access`` (store.py);
+  an OpportunityContactRole follows its opportunity; stages and users are visible to
+  everyone.
 
 Records are answered as rows (rows.RecordRow; users as plain dicts).
 """
@@ -33,7 +34,7 @@ from integrations.sandbox.salesforce import metadata, record_rows
 from integrations.sandbox.salesforce.pushdown import Narrowing
 from integrations.sandbox.salesforce.rows import RecordRow
 from integrations.sandbox.salesforce.schema import field_dict
-from integrations.sandbox.salesforce.values import format_datetime, is_id
+from integrations.sandbox.salesforce.values import format_stamp, is_id
 from integrations.sandbox.soql_schema import Catalog, ObjectSchema
 
 Row = Mapping[str, Any]
@@ -42,6 +43,18 @@ NOT_FOUND = "The requested resource does not exist"
 
 def not_found() -> SandboxError:
     return SandboxError(404, NOT_FOUND, "NOT_FOUND")
+
+
+def read_only() -> SandboxError:
+    """Salesforce's answer to a write on a record the user may not edit (DML errors are 400)."""
+    return SandboxError(
+        400, "insufficient access rights on object id", "INSUFFICIENT_ACCESS_OR_READONLY"
+    )
+
+
+def _lacking(fields: Mapping[str, SandboxProperty], flag: str) -> frozenset[str]:
+    """The fields whose describe says ``flag: false`` (``filterable``, ``sortable``)."""
+    return frozenset(name for name, prop in fields.items() if not prop.extra.get(flag, True))
 
 
 class Org:
@@ -119,6 +132,8 @@ class Org:
                         for prop in fields.values()
                         if prop.extra.get("relationshipName") and prop.extra.get("referenceTo")
                     },
+                    _lacking(fields, "filterable"),
+                    _lacking(fields, "sortable"),
                 )
             )
         return Catalog(schemas)
@@ -133,7 +148,7 @@ class Org:
     # --- Sharing --------------------------------------------------------------------------
 
     def records(self, object_name: str, *, include_deleted: bool = False) -> list[SandboxRecord]:
-        """The records of ``object_name`` this user may see (and, in this model, edit)."""
+        """The records of ``object_name`` this user may see (``can_edit``: may change)."""
         queryset: QuerySet[SandboxRecord] = SandboxRecord.objects.filter(
             account=self.account, object_name=object_name
         )
@@ -161,7 +176,7 @@ class Org:
 
     def _allowed_parents(self, object_name: str, user: SandboxUser) -> set[str] | None:
         """The opportunities whose contact roles ``user`` may see; None: no restriction."""
-        if object_name == "OpportunityContactRole" and user.access != Access.ALL:
+        if object_name == "OpportunityContactRole" and store.read_scope(user) != Access.ALL:
             return self._visible_opportunities(user)
         return None
 
@@ -172,12 +187,23 @@ class Org:
         return set(store.visible_to(user, opportunities).values_list("crm_id", flat=True))
 
     def can_access(self, record: SandboxRecord, user: SandboxUser | None = None) -> bool:
+        """Whether the user may see ``record``."""
         user = user or self.user
         if record.object_name in metadata.SHARED_OBJECTS:
             return store.can_access(user, record)
         if record.object_name == "OpportunityContactRole":
             parent = self.find("Opportunity", record.values.get("OpportunityId", ""))
             return parent is not None and self.can_access(parent, user)
+        return True
+
+    def can_edit(self, record: SandboxRecord, user: SandboxUser | None = None) -> bool:
+        """Whether the user may change ``record``: sharing may give read-only access."""
+        user = user or self.user
+        if record.object_name in metadata.SHARED_OBJECTS:
+            return store.can_edit(user, record)
+        if record.object_name == "OpportunityContactRole":  # controlled by its opportunity
+            parent = self.find("Opportunity", record.values.get("OpportunityId", ""))
+            return parent is not None and self.can_edit(parent, user)
         return True
 
     # --- Finding records ------------------------------------------------------------------
@@ -207,13 +233,10 @@ class Org:
             raise not_found()
         if record.deleted_at is not None:
             raise SandboxError(404, "entity is deleted", "ENTITY_IS_DELETED", fields=[])
+        if for_write and not self.can_edit(record):
+            # Hidden or shared read-only alike: GET and queries answer a read-only record.
+            raise read_only()
         if not self.can_access(record):
-            if for_write:
-                raise SandboxError(
-                    400,
-                    "insufficient access rights on object id",
-                    "INSUFFICIENT_ACCESS_OR_READONLY",
-                )
             raise not_found()
         return record
 
@@ -248,7 +271,7 @@ class Org:
         return RecordRow(self, record, self.all_fields(record.object_name))
 
     def user_row(self, user: SandboxUser) -> Row:
-        stamp = format_datetime(user.created_at)
+        stamp = format_stamp(user.created_at)
         name = " ".join(part for part in (user.first_name, user.last_name) if part)
         last_name = user.last_name or user.email.split("@")[0]
         values = {

@@ -10,7 +10,11 @@ API does: at most ``batchSize`` records per response (2,000 by default, 200 to 2
 A locator keeps the query's result as it was when the query ran, as Salesforce's cursors do,
 in this process for 15 minutes after its last use; as in Salesforce, a user has at most 10
 open at once, and opening an eleventh releases that user's oldest (which also bounds the
-memory they take). UserRecordAccess rows are computed for the ids the query filters on.
+memory they take). Each ``nextRecordsUrl`` works once, in order, as Salesforce documents
+("use a queryLocator only once"): the answer to it hands out the next one, and asking for
+any other offset of the locator (an earlier one again, a later one, one never handed out)
+is 400 ``INVALID_QUERY_LOCATOR``. UserRecordAccess rows are computed for the ids the query
+filters on.
 """
 
 import re
@@ -52,6 +56,7 @@ class _Cursor:
     version: str
     records: list[dict]
     total: int
+    next_offset: int  # the offset of the one nextRecordsUrl that works now
     touched: float = field(default_factory=time.monotonic)
 
 
@@ -76,14 +81,29 @@ class _Cursors:
                 del self._open[key]
         return locator
 
-    def get(self, locator: str) -> _Cursor | None:
+    def advance(
+        self, locator: str, offset: int, batch: int, account_id: int, user_id: int
+    ) -> tuple[_Cursor, int] | None:
+        """The cursor and the end of the batch ``locator-offset`` asks for, once: the next
+        call must ask for that end. None when the locator is unknown, someone else's, or
+        not at ``offset``. A cursor whose last batch was read is closed."""
         with self._lock:
             self._expire()
             cursor = self._open.get(locator)
-            if cursor is not None:
-                cursor.touched = time.monotonic()
+            if (
+                cursor is None
+                or (cursor.account_id, cursor.user_id) != (account_id, user_id)
+                or cursor.next_offset != offset
+            ):
+                return None
+            end = min(offset + batch, len(cursor.records))
+            cursor.next_offset = end
+            cursor.touched = time.monotonic()
+            if end >= len(cursor.records):
+                del self._open[locator]
+            else:
                 self._open.move_to_end(locator)
-            return cursor
+            return cursor, end
 
     def _expire(self) -> None:
         deadline = time.monotonic() - CURSOR_TTL_SECONDS
@@ -116,41 +136,46 @@ def run(org: Org, call: Call, soql: str, *, include_deleted: bool, batch: int) -
         rows = _rows(org, bound, include_deleted=include_deleted)
     result = evaluate(bound, rows, resolve_parent=org.resolve_parent, attributes=org.attributes)
     call.object_name = root
-    return _page(org, call, result.records, result.total_size, 0, batch, locator=None)
+    return _first_page(org, call, result.records, result.total_size, batch)
 
 
 def more(org: Org, call: Call, locator_text: str, batch: int) -> dict:
-    """The batch of an open query starting at the offset the locator names."""
+    """The batch of an open query that its last ``nextRecordsUrl`` points at."""
     match = _LOCATOR.fullmatch(locator_text)
-    cursor = CURSORS.get(match.group(1)) if match else None
-    if (
-        match is None
-        or cursor is None
-        or cursor.account_id != org.account.pk
-        or cursor.user_id != org.user.pk
-    ):
+    advanced = (
+        CURSORS.advance(
+            match.group(1), int(match.group(2) or 0), batch, org.account.pk, org.user.pk
+        )
+        if match
+        else None
+    )
+    if advanced is None:
         raise SandboxError(400, "invalid query locator", "INVALID_QUERY_LOCATOR")
+    cursor, end = advanced
     start = int(match.group(2) or 0)
-    return _page(org, call, cursor.records, cursor.total, start, batch, locator=match.group(1))
+    return _page(org, call, cursor.records[start:end], cursor.total, end, cursor, match.group(1))
+
+
+def _first_page(org: Org, call: Call, records: list[dict], total: int, batch: int) -> dict:
+    end = min(batch, len(records))
+    if end >= len(records):
+        return _page(org, call, records, total, end, None, None)
+    cursor = _Cursor(org.account.pk, org.user.pk, org.version, records, total, next_offset=end)
+    return _page(org, call, records[:end], total, end, cursor, CURSORS.open(cursor))
 
 
 def _page(
     org: Org,
     call: Call,
-    records: list[dict],
+    chunk: list[dict],
     total: int,
-    start: int,
-    batch: int,
-    *,
+    end: int,
+    cursor: _Cursor | None,
     locator: str | None,
 ) -> dict:
-    chunk = records[start : start + batch]
-    end = start + len(chunk)
-    body: dict = {"totalSize": total, "done": end >= len(records)}
-    if not body["done"]:
-        if locator is None:
-            cursor = _Cursor(org.account.pk, org.user.pk, org.version, records, total)
-            locator = CURSORS.open(cursor)
+    done = cursor is None or end >= len(cursor.records)
+    body: dict = {"totalSize": total, "done": done}
+    if not done:
         body["nextRecordsUrl"] = f"/services/data/v{org.version}/query/{locator}-{end}"
     body["records"] = chunk
     if chunk:
@@ -229,7 +254,9 @@ def _access_level(org: Org, user: SandboxUser, record: SandboxRecord) -> str:
         return "Read"
     if record.owner_id == user.pk:
         return "All"
-    return "Edit" if org.can_access(record, user) else "None"
+    if org.can_edit(record, user):
+        return "Edit"
+    return "Read" if org.can_access(record, user) else "None"
 
 
 def _access_row(org: Org, user: SandboxUser, record: SandboxRecord, level: str) -> Row:

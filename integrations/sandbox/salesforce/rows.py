@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from integrations.sandbox.models import SandboxProperty, SandboxRecord
 from integrations.sandbox.record_cache import CachedRecord
-from integrations.sandbox.salesforce.values import format_datetime
+from integrations.sandbox.salesforce.values import format_stamp
 
 if TYPE_CHECKING:
     from integrations.sandbox.salesforce.org import Org
@@ -149,9 +149,9 @@ class RecordRow(Mapping[str, Any]):
             if name == "IsDeleted":
                 return record.deleted_at is not None
             if name == "CreatedDate":
-                return format_datetime(record.created_at)
+                return format_stamp(record.created_at)
             if name in ("LastModifiedDate", "SystemModstamp"):
-                return format_datetime(record.updated_at)
+                return format_stamp(record.updated_at)
             return stored.get(name) or self._default_user()  # CreatedById, LastModifiedById
         if name in ADDRESSES:
             prefix = ADDRESSES[name]

@@ -42,6 +42,13 @@ def format_datetime(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+0000"
 
 
+def format_stamp(moment: datetime) -> str:
+    """A system timestamp (CreatedDate, LastModifiedDate, SystemModstamp) as Salesforce
+    answers it: whole seconds (``.000``). The sandbox keeps the exact time, so writes within
+    one second stay in order (history, caches, ETags); Salesforce only shows the second."""
+    return format_datetime(moment.replace(microsecond=0))
+
+
 def parse_datetime(text: str) -> datetime | None:
     """An ISO 8601 timestamp as Salesforce accepts it (``Z``, ``+0000``, ``+00:00`` or no
     offset, which means UTC); None when it is not one."""
@@ -123,6 +130,15 @@ def _text(field: dict, value: object) -> str:
     if isinstance(value, dict | list):
         raise _cannot_deserialize("string", value)
     text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    if "\x00" in text:
+        # Not something Salesforce documents; the sandbox's database cannot hold it, and a
+        # refusal naming the field is what an integration should be ready for.
+        raise SandboxError(
+            400,
+            f"{field['label']}: the value contains a NUL character",
+            "FIELD_INTEGRITY_EXCEPTION",
+            fields=[field["name"]],
+        )
     length = field.get("length") or 0
     if length and len(text) > length:
         raise SandboxError(
@@ -159,6 +175,15 @@ def _number(field: dict, value: object) -> int | float:
         raise _cannot_deserialize(field["type"], value) from None
     if not parsed.is_finite():
         raise _cannot_deserialize(field["type"], value)
+    precision, scale = field.get("precision") or 0, field.get("scale") or 0
+    digits = (precision - scale) if precision else (field.get("digits") or 18)
+    if parsed and parsed.adjusted() >= digits:
+        raise SandboxError(
+            400,
+            f"{field['label']}: value outside of valid range on numeric field: {value}",
+            "NUMBER_OUTSIDE_VALID_RANGE",
+            fields=[field["name"]],
+        )
     if field["type"] in INTEGER_TYPES:
         if parsed != parsed.to_integral_value():
             raise _cannot_deserialize(field["type"], value)
