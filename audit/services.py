@@ -300,7 +300,10 @@ def _unknown_key_problem(where: str, key_id: str, count: int) -> str:
             "(was the key removed?), so its hash cannot be checked"
         )
     else:
-        problem = f"{where}: no key id, so it was not signed by record_event"
+        problem = (
+            f"{where}: no key id, so not signed with an audit key "
+            "(written by code from before the keyed chain, or past record_event)"
+        )
     return problem if count == 1 else f"{problem}; {count - 1} later event(s) carry it too"
 
 

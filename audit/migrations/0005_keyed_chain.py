@@ -6,7 +6,13 @@ workspace's chain is re-signed in sequence order, each event chained to its re-s
 predecessor; what was already broken stays broken (an event whose SHA-256 no longer matched
 keeps its old hash, a link that did not match is left dangling, a head that did not match
 the newest event is left), so ``audit_verify`` still names it. Going back re-chains with
-plain SHA-256 the same way.
+plain SHA-256 the same way; it also takes in events with no key id whose SHA-256 holds
+(written by the old code after this migration, before its processes were restarted), so
+going back and forth once more signs those too.
+
+Every event is rewritten while the migration holds the table: about three minutes per
+300,000 events on a busy machine. Stop the processes that write events while it runs
+(README, Audit).
 
 The digests are written out here rather than imported from audit.models, so a later change
 there cannot change what this migration does.
@@ -76,12 +82,29 @@ Check = Callable[[dict], bool]
 Sign = Callable[[dict], tuple[str, str]]  # -> (key_id, hash)
 
 
+def _update(connection, table: str, rows: list[tuple[str, str, str, int]]) -> None:
+    """Set (previous_hash, key_id, hash) of each event id: one statement per batch on
+    PostgreSQL, about 2.5 times faster than one per row."""
+    with connection.cursor() as cursor:
+        if connection.vendor != "postgresql":
+            sql = f"UPDATE {table} SET previous_hash = %s, key_id = %s, hash = %s WHERE id = %s"
+            cursor.executemany(sql, rows)
+            return
+        values = ", ".join(["(%s, %s, %s, %s::bigint)"] * len(rows))
+        cursor.execute(
+            f"UPDATE {table} AS event SET previous_hash = new.previous_hash, "
+            "key_id = new.key_id, hash = new.hash "
+            f"FROM (VALUES {values}) AS new (previous_hash, key_id, hash, id) "
+            "WHERE event.id = new.id",
+            [value for row in rows for value in row],
+        )
+
+
 def _rechain(apps, schema_editor, intact: Check, sign: Sign) -> None:
     Event = apps.get_model("audit", "AuditEvent")
     Head = apps.get_model("audit", "AuditHead")
     connection = schema_editor.connection
     table = connection.ops.quote_name(Event._meta.db_table)
-    sql = f"UPDATE {table} SET previous_hash = %s, key_id = %s, hash = %s WHERE id = %s"
     columns = ("id", "key_id", "hash", *HASHED_FIELDS)
     workspace_ids = Event.objects.order_by().values_list("workspace_id", flat=True).distinct()
     for workspace_id in list(workspace_ids):
@@ -99,8 +122,7 @@ def _rechain(apps, schema_editor, intact: Check, sign: Sign) -> None:
                     digest = stored  # still does not match: audit_verify names it
                 rows.append((fields["previous_hash"], key_id, digest, fields["id"]))
                 old_previous, new_previous, sequence = stored, digest, fields["sequence"]
-            with connection.cursor() as cursor:
-                cursor.executemany(sql, rows)
+            _update(connection, table, rows)
         Head.objects.filter(workspace_id=workspace_id, sequence=sequence, hash=old_previous).update(
             hash=new_previous
         )
@@ -120,6 +142,8 @@ def back_to_plain_sha256(apps, schema_editor) -> None:
     keys = _keys()
 
     def intact(fields: dict) -> bool:
+        if not fields["key_id"]:
+            return _sha256(fields) == fields["hash"]
         key = keys.get(fields["key_id"])
         return key is not None and _hmac(fields, fields["key_id"], key) == fields["hash"]
 

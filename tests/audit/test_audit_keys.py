@@ -224,7 +224,10 @@ def test_an_event_with_no_key_id_is_named(workspace, chain):
     _, err, code = _verify()
 
     assert code == 1
-    assert err == ["acme-sales #2: no key id, so it was not signed by record_event"]
+    assert err == [
+        "acme-sales #2: no key id, so not signed with an audit key (written by code from "
+        "before the keyed chain, or past record_event)"
+    ]
 
 
 def test_rotate_audit_keys_re_signs_old_events_so_the_old_key_can_go(workspace, chain, settings):

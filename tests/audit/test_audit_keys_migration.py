@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from audit.models import GENESIS_HASH, AuditEvent, AuditHead
-from audit.services import verify_chain
+from audit.services import record_event, verify_chain
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -127,3 +127,29 @@ def test_going_back_restores_the_legacy_hashes(legacy_apps, workspace):
     )
     assert hashes == legacy
     assert Head.objects.get(workspace_id=workspace.pk).hash == legacy[-1]
+
+
+def test_events_the_old_code_wrote_after_the_upgrade_are_named_then_signed_by_a_round_trip(
+    legacy_apps, workspace
+):
+    _legacy_chain(legacy_apps, workspace, ["a", "b"])
+    _migrate(KEYED)
+    # An old process, not yet restarted, appends as it always did: no key id, plain SHA-256.
+    late = record_event(workspace, action="crm.read", outcome="ok")
+    fields = {name: getattr(late, name) for name in AuditEvent.HASHED_FIELDS}
+    table = connection.ops.quote_name(AuditEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET key_id = '', hash = %s WHERE id = %s",
+            [_legacy_digest(fields), late.pk],
+        )
+    AuditHead.objects.filter(workspace=workspace).update(hash=_legacy_digest(fields))
+    assert verify_chain(workspace) == [
+        "acme-sales #3: no key id, so not signed with an audit key (written by code from "
+        "before the keyed chain, or past record_event)"
+    ]
+
+    _migrate(BEFORE)
+    _migrate(KEYED)
+
+    assert verify_chain(workspace) == []

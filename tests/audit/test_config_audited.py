@@ -505,6 +505,19 @@ def test_a_workflow_edit_records_only_the_fields_that_changed(cast):
     assert event.workflow_label == "Deal hygiene (EMEA)"
 
 
+def test_the_services_write_nothing_when_nothing_changes(cast):
+    from crm_agents.configuration import do_update_field_rule, do_update_workflow
+
+    workflow = WorkflowFactory(workspace=cast.workspace, name="Deal hygiene")
+    rule = FieldRuleFactory(workspace=cast.workspace, workflow=workflow, order=0)
+    count = AuditEvent.objects.count()
+
+    unchanged = {"name": "Deal hygiene", "trigger_min_duration_s": "0", "paused": False}
+    assert do_update_workflow(workflow, unchanged, actor=cast.ws_admin) == []
+    assert do_update_field_rule(rule, {"order": "0"}, actor=cast.ws_admin) == []
+    assert AuditEvent.objects.count() == count
+
+
 def test_a_deleted_workflow_keeps_its_rules_in_the_event(cast):
     workflow = WorkflowFactory(workspace=cast.workspace)
     FieldRuleFactory(workspace=cast.workspace, workflow=workflow, field="amount")
