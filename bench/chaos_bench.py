@@ -150,6 +150,9 @@ def main() -> int:
         step_timeout=60.0,
     )
     config.product["REQUEUE_AFTER_SECONDS"] = str(args.requeue_after)
+    # The backlog drains for many minutes: a run that failed once must not count that wait
+    # as an outage (the test's 600 s limit would give it up).
+    config.product["CRM_OUTAGE_LIMIT_SECONDS"] = "3600"
     with Harness(config, database_url, args.redis_url) as harness:
         try:
             point_settings_at(settings, harness.start_sandbox())

@@ -14,9 +14,15 @@ from pydantic import (
     field_validator,
 )
 
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# What Python counts as a space (str.strip, re's \s), spelled out for the schema's patterns:
+# JSON Schema's \s (ECMA-262) leaves out \x1c-\x1f and \x85, so "\S" there would accept a
+# value that stripping leaves empty.
+SPACE = r"\t\n\v\f\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = f"[^{SPACE}]"
+_EMAIL_CORE = f"[^@{SPACE}]+@[^@{SPACE}]+\\.[^@{SPACE}]+"
+_EMAIL = re.compile(_EMAIL_CORE)
 # The same rule for the schema: surrounding spaces are trimmed before the check.
-EMAIL_PATTERN = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"
+EMAIL_PATTERN = f"^[{SPACE}]*{_EMAIL_CORE}[{SPACE}]*$"
 
 
 MAX_EMAIL = 254
@@ -93,7 +99,7 @@ class TurnIn(BaseModel):
 class CallIn(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    external_id: str = Field(min_length=1, max_length=255, pattern=r"\S")
+    external_id: str = Field(min_length=1, max_length=255, json_schema_extra={"pattern": NOT_BLANK})
     title: str = Field(default="", max_length=500)
     started_at: datetime = Field(
         description=f"When the call started: {STARTED_AT_RULE}.",
@@ -103,6 +109,15 @@ class CallIn(BaseModel):
     owner: EmailStr | None = Field(default=None, description="The call owner's email.")
     attendees: list[AttendeeIn] = Field(default_factory=list, max_length=500)
     transcript: list[TurnIn] = Field(default_factory=list, max_length=MAX_TURNS)
+
+    @field_validator("external_id")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        # Python's strip, as NOT_BLANK says: pydantic's own trims fewer characters (\x1c-\x1f).
+        value = value.strip()
+        if not value:
+            raise ValueError("give the call's id in the system it comes from")
+        return value
 
     @field_validator("started_at", mode="before")
     @classmethod

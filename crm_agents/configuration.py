@@ -55,7 +55,8 @@ def do_create_workflow(
     actor: AbstractBaseUser | None,
     template: str = "",
 ) -> Workflow:
-    workflow = Workflow(workspace=workspace, template=template, **_known(values, WORKFLOW_FIELDS))
+    values = _known(Workflow, values, WORKFLOW_FIELDS)
+    workflow = Workflow(workspace=workspace, template=template, **values)
     workflow._history_user = actor
     workflow.save(force_insert=True)
     _audit_workflow(workflow, "workflow.created", actor, after=_snapshot(workflow, WORKFLOW_FIELDS))
@@ -67,10 +68,11 @@ def do_update_workflow(
     workflow: Workflow, changes: Mapping[str, object], *, actor: AbstractBaseUser | None
 ) -> list[str]:
     """Apply ``changes``; the names of the fields that changed (empty: nothing written)."""
-    changes = _known(changes, WORKFLOW_FIELDS)
+    changes = _known(Workflow, changes, WORKFLOW_FIELDS)
     locked = Workflow.objects.select_for_update().get(pk=workflow.pk)
     changed = _set_paused(locked, changes, do_pause_workflow, do_resume_workflow, actor)
-    locked.refresh_from_db(fields=["paused", "updated_at"])
+    if changed:
+        locked.refresh_from_db(fields=["paused", "updated_at"])
     before, after = _diff(locked, changes)
     if before:
         for name, value in after.items():
@@ -99,9 +101,8 @@ def do_delete_workflow(workflow: Workflow, *, actor: AbstractBaseUser | None) ->
 def do_create_field_rule(
     workflow: Workflow, values: Mapping[str, object], *, actor: AbstractBaseUser | None
 ) -> FieldRule:
-    rule = FieldRule(
-        workspace_id=workflow.workspace_id, workflow=workflow, **_known(values, RULE_FIELDS)
-    )
+    values = _known(FieldRule, values, RULE_FIELDS)
+    rule = FieldRule(workspace_id=workflow.workspace_id, workflow=workflow, **values)
     rule._history_user = actor
     rule.save(force_insert=True)
     _audit_rule(rule, "field_rule.created", actor, after=_snapshot(rule, RULE_FIELDS))
@@ -113,10 +114,11 @@ def do_update_field_rule(
     rule: FieldRule, changes: Mapping[str, object], *, actor: AbstractBaseUser | None
 ) -> list[str]:
     """Apply ``changes``; the names of the fields that changed (empty: nothing written)."""
-    changes = _known(changes, RULE_FIELDS)
+    changes = _known(FieldRule, changes, RULE_FIELDS)
     locked = FieldRule.objects.select_for_update().select_related("workflow").get(pk=rule.pk)
     changed = _set_paused(locked, changes, do_pause_rule, do_resume_rule, actor)
-    locked.refresh_from_db(fields=["paused"])
+    if changed:
+        locked.refresh_from_db(fields=["paused"])
     before, after = _diff(locked, changes)
     if before:
         for name, value in after.items():
@@ -141,11 +143,12 @@ def do_delete_field_rule(rule: FieldRule, *, actor: AbstractBaseUser | None) -> 
     return True
 
 
-def _known(values: Mapping[str, object], allowed: tuple[str, ...]) -> dict[str, object]:
+def _known(model, values: Mapping[str, object], allowed: tuple[str, ...]) -> dict[str, object]:
+    """``values`` as the model's own types (so "300" and 300 are no change), known fields only."""
     unknown = set(values) - set(allowed)
     if unknown:
         raise ValueError(f"Not configurable here: {', '.join(sorted(unknown))}.")
-    return dict(values)
+    return {name: model._meta.get_field(name).to_python(value) for name, value in values.items()}
 
 
 def _set_paused(obj, changes: dict, pause, resume, actor) -> list[str]:

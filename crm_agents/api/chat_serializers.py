@@ -11,6 +11,7 @@ from rest_framework import serializers
 
 from crm_agents.api.payloads import Id
 from crm_agents.api.serializers import absolute_url
+from crm_agents.calls import NOT_BLANK
 from crm_agents.chat.activity import ErrorKind
 from crm_agents.chat.services import MAX_MESSAGE_CHARS
 from crm_agents.chat_models import ChatMessage, ChatSession
@@ -136,7 +137,7 @@ class ChatMessagePost(BaseModel):
     text: str = Field(
         description="What the rep asks, in their words.",
         # Spaces around it are trimmed, so it needs one character that is not a space.
-        json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS, "pattern": r"\S"},
+        json_schema_extra={"minLength": 1, "maxLength": MAX_MESSAGE_CHARS, "pattern": NOT_BLANK},
     )
 
     @field_validator("text")

@@ -81,7 +81,8 @@ class ListFilter:
 def apply_filters(queryset: QuerySet, request: Request, filters: dict[str, ListFilter]) -> QuerySet:
     for name, spec in filters.items():
         raw = request.query_params.get(name)
-        if raw in (None, ""):
+        # An empty text filter means no filter; an empty id, choice or true/false is a 400.
+        if raw is None or (raw == "" and spec.kind == "text"):
             continue
         queryset = queryset.filter(**{spec.lookup: spec.parse(name, raw)})
     return queryset

@@ -13,7 +13,7 @@ MAX_OFFSET = 2**31 - 1
 def _whole_number(request, name: str, lowest: int, cap: int) -> int | None:
     """The parameter as a number from ``lowest`` up, at most ``cap``; None if absent."""
     raw = request.query_params.get(name)
-    if raw in (None, ""):
+    if raw is None:
         return None
     if not (raw.isascii() and raw.isdecimal()):
         raise ValidationError({name: [f"Give a whole number from {lowest} up, not {raw[:40]!r}."]})

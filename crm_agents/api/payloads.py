@@ -17,20 +17,20 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 from rest_framework import exceptions
 from rest_framework.settings import api_settings
 
 from crm_agents.api.filters import MAX_ID
-from crm_agents.calls import CallIn, integral
+from crm_agents.calls import NOT_BLANK, CallIn, integral
 
 Payload = TypeVar("Payload", bound=BaseModel)
 
 # The longest text a CRM property holds (HubSpot's limit; Salesforce's long text is shorter).
 MAX_VALUE_CHARS = 65_536
 MAX_REASON_CHARS = 2_000
-_NOT_BLANK = r"\S"
 
 
 # Constraints before the validator, so the schema shows them as minimum and maximum.
@@ -101,7 +101,7 @@ class Decision(BaseModel):
                     },
                     "then": {
                         "required": ["reason"],
-                        "properties": {"reason": {"pattern": _NOT_BLANK}},
+                        "properties": {"reason": {"pattern": NOT_BLANK}},
                     },
                 },
                 {
@@ -144,7 +144,7 @@ class Rejection(BaseModel):
     reason: str = Field(
         max_length=MAX_REASON_CHARS,
         description="Why these changes are rejected; required.",
-        json_schema_extra={"pattern": _NOT_BLANK},
+        json_schema_extra={"pattern": NOT_BLANK},
     )
 
     @model_validator(mode="after")
@@ -162,9 +162,17 @@ class NewToken(BaseModel):
     name: str = Field(
         min_length=1,
         max_length=100,
-        pattern=_NOT_BLANK,
         description="What uses it, e.g. “Reporting script”.",
+        json_schema_extra={"pattern": NOT_BLANK},
     )
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str) -> str:
+        name = name.strip()  # Python's strip, as NOT_BLANK says
+        if not name:
+            raise ValueError("a token needs a name saying what uses it")
+        return name
 
 
 class _FieldError(ValueError):

@@ -7,6 +7,7 @@ an API key cannot mint tokens.
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -53,7 +54,10 @@ class ApiTokenViewSet(
 
     def create(self, request: Request) -> Response:
         body = parse(NewToken, request.data)
-        issued = do_create_api_token(request.user, body.name, acting_user=request.user)
+        try:
+            issued = do_create_api_token(request.user, body.name, acting_user=request.user)
+        except ValueError as exc:  # the service's own checks, keyed like ours
+            raise ValidationError({"name": [str(exc)]}) from None
         data = {**ApiTokenSerializer(issued.credential).data, "token": issued.secret}
         return Response(data, status=status.HTTP_201_CREATED)
 

@@ -70,7 +70,7 @@ def test_it_writes_the_words_of_a_transcript_line_without_its_markup(world):
     assert proposal.evidence == evidence  # what was said, verbatim
 
 
-def test_it_appends_a_note_on_a_line_of_its_own_or_after_a_semicolon(world):
+def test_it_appends_a_note_on_a_line_of_its_own_or_after_a_divider(world):
     FieldRule.objects.filter(workflow=world.workflow, field="next_step").update(write_mode="append")
     client = build_client(
         world.provider,

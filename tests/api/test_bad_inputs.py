@@ -3,13 +3,14 @@ never a 500 or an HTML page: NUL characters, JSON nested without end, page sizes
 digits, bodies over the size limit, times no database can hold, unknown paths."""
 
 import json
+import re
 
 import pytest
 from django.test import RequestFactory
 
 from crm_agents.api import errors
 from crm_agents.api.pagination import MAX_LIMIT, MAX_OFFSET
-from crm_agents.calls import MAX_TURN_TEXT
+from crm_agents.calls import EMAIL_PATTERN, MAX_TURN_TEXT
 from crm_agents.models import Call
 from tests.factories import CallFactory
 
@@ -119,6 +120,7 @@ def test_it_caps_a_huge_limit(api_as, rep, workspace):
         ("offset=x", "offset"),
         (f"offset={MAX_OFFSET + 1}", "offset"),
         ("offset=99999999999999999999999", "offset"),
+        ("limit=", "limit"),
     ],
 )
 def test_it_refuses_a_limit_or_offset_that_is_not_a_page(api_as, rep, query, param):
@@ -137,6 +139,8 @@ def test_it_refuses_a_limit_or_offset_that_is_not_a_page(api_as, rep, query, par
         ("/api/v1/runs/?call=99999999999999999999", "call"),
         ("/api/v1/runs/?is_test=yes", "is_test"),
         (f"/api/v1/calls/?external_id={'x' * 256}", "external_id"),
+        ("/api/v1/runs/?call=", "call"),
+        ("/api/v1/change-sets/?status=", "status"),
     ],
 )
 def test_it_refuses_a_filter_value_of_the_wrong_kind(api_as, rep, url, param):
@@ -144,6 +148,29 @@ def test_it_refuses_a_filter_value_of_the_wrong_kind(api_as, rep, url, param):
 
     assert response.status_code == 400
     assert list(response.json()) == [param]
+
+
+def test_an_empty_text_filter_is_no_filter(api_as, rep, workspace):
+    CallFactory(workspace=workspace)
+
+    response = api_as(rep).get(f"{CALLS}?external_id=")
+
+    assert response.status_code == 200
+    assert response.json()["count"] == 1
+
+
+@pytest.mark.parametrize(
+    ("email", "accepted"),
+    [(" jane@customer.example\t", True), ("ja\x1cne@customer.example", False)],
+)
+def test_an_email_is_checked_by_the_rule_the_schema_publishes(
+    api_as, rep, workflow, call_payload, email, accepted
+):
+    # \x1c is a space to Python but not to JSON Schema's \s: the pattern spells spaces out.
+    response = api_as(rep).post(CALLS, call_payload(owner=email), format="json")
+
+    assert (response.status_code == 202) is accepted
+    assert (re.fullmatch(EMAIL_PATTERN, email) is not None) is accepted
 
 
 @pytest.mark.parametrize("pk", ["abc", "-1", "0", "99999999999999999999999"])

@@ -40,7 +40,7 @@ from tests.factories import (
 pytestmark = [pytest.mark.fuzz, pytest.mark.django_db(transaction=True)]
 
 SEED = 20261121
-EXAMPLES = 8
+EXAMPLES = 5
 DEADLINE_MS = 5_000
 CONFIG = {
     "seed": SEED,
@@ -92,7 +92,11 @@ def _seed_world():
 
 
 def _load_schema() -> schemathesis.BaseSchema:
-    """The schema as /api/v1/schema/ serves it, generated at collection (no request needed)."""
+    """The schema as /api/v1/schema/ serves it, generated at collection (no request needed).
+
+    Not schemathesis' fixture loader (``schemathesis.pytest.from_fixture``): it writes a
+    pytest node attribute that pytest 9 no longer has.
+    """
     from drf_spectacular.generators import SchemaGenerator
     from drf_spectacular.renderers import OpenApiJsonRenderer
 
@@ -155,6 +159,7 @@ def _report(request):
     max_examples=EXAMPLES,
     deadline=DEADLINE_MS,
     derandomize=True,
+    database=None,  # no replay of examples saved by an earlier run: the same cases every time
     suppress_health_check=list(HealthCheck),
 )
 def test_the_api_holds_under_fuzzing(case, api_client):

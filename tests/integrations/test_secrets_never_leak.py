@@ -25,12 +25,9 @@ from integrations.crm.types import ObjectType, SearchQuery
 from integrations.models import Connection, ConnectionScope, CrmCall
 from integrations.sandbox import seed
 from integrations.sandbox.models import SandboxToken
-from tests.factories import member_of
 
 USER, WORKSPACE = ConnectionScope.USER, ConnectionScope.WORKSPACE
 CLIENT_SECRETS = {"hubspot": "hs-client-SECRET-4b1d9e", "salesforce": "sf-client-SECRET-77c2aa"}
-# Logged by the sandbox's own request handling: the CRM's side of the wire, not the product's.
-SANDBOX_LOGGERS = ("integrations.sandbox", "django.server")
 
 
 @pytest.fixture
@@ -67,11 +64,7 @@ def scan(crm_settings, caplog):
             secrets |= {access, refresh} - {None, ""}
         places = {
             "shown": [str(item) for item in shown],
-            "log": [
-                _logged(record)
-                for record in caplog.records
-                if not record.name.startswith(SANDBOX_LOGGERS)
-            ],
+            "log": [_logged(record) for record in caplog.records],
             "audit": [
                 json.dumps([event.reason, event.context, event.before, event.after], default=str)
                 for event in AuditEvent.objects.all()
@@ -108,13 +101,6 @@ def _failure(call) -> str:
 def _search(workspace, provider: str, purpose=Purpose.WORKFLOW, user=None):
     client = resolve_connection(workspace, provider, purpose, user).client()
     return client.search(SearchQuery(ObjectType.DEAL))
-
-
-@pytest.fixture
-def rep_user(workspace):
-    return member_of(
-        workspace, "member", username="riley@seller.example", email="riley@seller.example"
-    )
 
 
 # --- the CRM cannot be reached, or refuses the token mid-call ------------------------------
