@@ -11,6 +11,7 @@ from django.utils import timezone
 from audit.services import record_event
 from governance import owed
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetStatus
+from integrations.crm.errors import CrmError
 
 
 class ReviewError(ValueError):
@@ -114,7 +115,18 @@ def _coerced_edit(proposal: ChangeProposal, change_set: ChangeSet, value) -> str
             workspace=change_set.workspace, provider=change_set.provider, scope="workspace"
         ).first()
     )
-    spec = property_specs(connection, change_set.object_type).get(proposal.native_field)
+    if connection is None:
+        raise ReviewError(
+            f"this workspace has no {change_set.get_provider_display()} connection, so an edited "
+            "value cannot be checked against the CRM's property: reconnect it, or approve or "
+            "reject the proposed value"
+        )
+    try:
+        spec = property_specs(connection, change_set.object_type).get(proposal.native_field)
+    except CrmError as exc:
+        raise ReviewError(
+            f"could not read the CRM's property to check the edited value: {exc}; try again"
+        ) from exc
     if spec is None:
         raise ReviewError(f"the CRM no longer has the property {proposal.native_field}")
     call_date = (change_set.call_started_at or timezone.now()).date()

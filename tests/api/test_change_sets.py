@@ -190,3 +190,15 @@ def test_the_models_raw_value_is_for_revops_only(api_as, rep, revops, proposal):
 
     assert "raw_value" not in api_as(rep).get(url).json()
     assert "raw_value" in api_as(revops).get(url).json()
+
+
+def test_an_edit_without_a_crm_connection_is_a_clear_400(api_as, revops, workspace):
+    # A workspace whose CRM was disconnected: nothing to check the edited value against.
+    proposal = ChangeProposalFactory(workspace=workspace)
+
+    response = _decide(api_as(revops), proposal, decision="edit", value="80000")
+
+    assert response.status_code == 400
+    assert "no HubSpot connection" in response.json()["detail"]
+    proposal.refresh_from_db()
+    assert (proposal.status, proposal.edited_value) == (ProposalStatus.PENDING, None)
