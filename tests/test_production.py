@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,3 +247,52 @@ def test_the_broker_redelivers_only_after_the_longest_task_could_have_run(tmp_pa
     assert result.returncode == 0, result.stderr
     visibility_timeout, time_limit = map(int, result.stdout.split())
     assert visibility_timeout > time_limit
+
+
+def test_failed_authentications_are_counted_in_redis_across_web_processes(tmp_path):
+    """With REDIS_URL set every web process counts failures in the one Redis cache, so the
+    limit holds whichever gunicorn worker answers."""
+    redis_url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    store = redis.Redis.from_url(redis_url)
+    try:
+        store.ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"Redis is unreachable at {redis_url} ({exc}); set TEST_REDIS_URL")
+    env = _environment(tmp_path, REDIS_URL=redis_url)
+    assert _manage(env, "migrate", "--no-input").returncode == 0
+    port = _free_port()
+    env.update(PORT=str(port), WEB_CONCURRENCY="3", WEB_THREADS="1")
+    process = subprocess.Popen(
+        ["/bin/sh", "-c", _procfile()["web"]],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    counters = "crm-steward:*api-auth-failures:*"
+    try:
+        _wait_until_up(process, f"{url}/healthz")
+        for key in store.scan_iter(counters):
+            store.delete(key)
+        statuses = []
+        for attempt in range(12):
+            response = requests.get(
+                f"{url}/api/v1/calls/",
+                headers={"Authorization": f"Api-Key wrong-key-{attempt}"},
+                timeout=10,
+            )
+            statuses.append(response.status_code)
+        counted = {key.decode(): int(store.get(key)) for key in store.scan_iter(counters)}
+    finally:
+        for key in store.scan_iter(counters):
+            store.delete(key)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+        process.communicate(timeout=30)
+
+    assert statuses == [401] * 10 + [429] * 2
+    by_address = [count for key, count in counted.items() if ":ip:" in key]
+    assert by_address == [10]

@@ -5,15 +5,22 @@ A counter per window lives in Django's cache. Once a client reaches the limit
 (``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["auth_failure"]``, e.g. ``"10/min"``), every
 request it makes with credentials gets 429 with ``Retry-After`` until the window ends —
 right ones too, or a guesser would learn which guess was right.
+
+With ``REDIS_URL`` set the cache is Redis, shared by every web process. If it cannot be
+reached, requests are let through (and logged) rather than the whole API refused.
 """
 
+import logging
 import time
 
 from django.core.cache import cache
+from redis.exceptions import RedisError
 from rest_framework.exceptions import Throttled
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle
+
+log = logging.getLogger(__name__)
 
 RATE_NAME = "auth_failure"
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -38,7 +45,11 @@ class AuthFailureThrottle:
 
     def check(self) -> None:
         """Raise Throttled (429) if this client already failed too often in this window."""
-        counts = cache.get_many(self.keys)
+        try:
+            counts = cache.get_many(self.keys)
+        except RedisError as exc:
+            log.warning("failed authentications not checked: the cache is unreachable (%s)", exc)
+            return
         if any(count >= self.limit for count in counts.values()):
             wait = self.period - int(time.time()) % self.period
             raise Throttled(
@@ -47,9 +58,12 @@ class AuthFailureThrottle:
             )
 
     def record(self) -> None:
-        for key in self.keys:
-            cache.add(key, 0, timeout=self.period)
-            try:
-                cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, timeout=self.period)
+        try:
+            for key in self.keys:
+                cache.add(key, 0, timeout=self.period)
+                try:
+                    cache.incr(key)
+                except ValueError:  # expired between add and incr
+                    cache.add(key, 1, timeout=self.period)
+        except RedisError as exc:
+            log.warning("a failed authentication not counted: the cache is unreachable (%s)", exc)
