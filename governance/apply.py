@@ -43,6 +43,10 @@ class ApplyLater(Exception):
         self.delay = delay
 
 
+# Claims per task: the first, and approvals that land while it writes.
+MAX_ROUNDS = 3
+
+
 def _claim(change_set: ChangeSet, owner: str) -> list[ChangeProposal]:
     now = timezone.now()
     with transaction.atomic():
@@ -154,10 +158,16 @@ def apply_change_set(change_set_id: int, *, owner: str = "") -> ChangeSet | None
                     _audit_write(change_set, guard, proposal, "unknown", _CREATE_IN_DOUBT)
             else:
                 _create(change_set, guard, proposals)
-        elif proposals:
-            still = _settle_in_doubt(change_set, guard, proposals)
-            if still:
-                _write(change_set, guard, still)
+        else:
+            rounds = 0
+            while proposals:
+                still = _settle_in_doubt(change_set, guard, proposals)
+                if still:
+                    _write(change_set, guard, still)
+                # A reviewer's approval that landed while this task wrote is written now,
+                # not left for the reconciler: its own task may have found the set busy.
+                rounds += 1
+                proposals = _claim(change_set, owner) if rounds < MAX_ROUNDS else []
     except (errors.RateLimited, errors.Transient) as exc:
         waiting = list(
             ChangeProposal.objects.filter(

@@ -439,3 +439,35 @@ def test_the_admin_runs_a_queued_run_again(world, login):
     assert run.status == RunStatus.APPLIED, run.status_reason
     (event,) = _actions("run.rerun")
     assert (event.actor_user, event.reason) == (revops, "sent to the workers again")
+
+
+def test_an_approval_landing_while_the_set_is_written_is_written_by_that_apply(world, monkeypatch):
+    """The approval's own task finds the set busy (here its message is lost outright): the
+    apply that is writing takes the newly approved change too, instead of leaving it to the
+    reconciler's next pass."""
+    from governance import apply, owed
+
+    change_set = _pending_set(world)
+    amount = change_set.proposals.get(field="amount")
+    others = list(change_set.proposals.exclude(pk=amount.pk))
+    reviewer = member_of(world.workspace, Role.REVOPS)
+    write = apply._write
+    landed = []
+
+    def approval_lands_during_the_write(change_set, guard, proposals):
+        if not landed:
+            with monkeypatch.context() as lost:
+                lost.setattr(owed, "send_on_commit", lambda *args, **kwargs: None)
+                for other in others:
+                    review.do_decide_proposal(other, "approve", actor=reviewer)
+            landed.append(True)
+        write(change_set, guard, proposals)
+
+    monkeypatch.setattr(apply, "_write", approval_lands_during_the_write)
+    review.do_decide_proposal(amount, "approve", actor=reviewer)
+
+    statuses = set(change_set.proposals.values_list("status", flat=True))
+    assert statuses == {ProposalStatus.APPLIED}
+    assert len(_writes(world)) == 2  # the amount, then the two approved meanwhile
+    change_set.refresh_from_db()
+    assert change_set.status == SetStatus.APPLIED
