@@ -190,6 +190,11 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = _bool("SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 X_FRAME_OPTIONS = "DENY"
+# Behind a proxy that ends TLS, requests arrive as plain HTTP: trust its X-Forwarded-Proto so
+# links the app builds (API URLs, OAuth redirect URIs) say https. Only set it when the proxy
+# always sets (or strips) that header, or a client could claim https itself.
+if _bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
 
 # --- REST API ---------------------------------------------------------------------------

@@ -296,3 +296,19 @@ def test_failed_authentications_are_counted_in_redis_across_web_processes(tmp_pa
     assert statuses == [401] * 10 + [429] * 2
     by_address = [count for key, count in counted.items() if ":ip:" in key]
     assert by_address == [10]
+
+
+@pytest.mark.parametrize(("behind", "scheme"), [("true", "https"), ("false", "http")])
+def test_links_say_https_behind_a_tls_proxy_only_when_told_to_trust_it(tmp_path, behind, scheme):
+    env = _environment(tmp_path, BEHIND_TLS_PROXY=behind)
+    script = (
+        "from django.test import RequestFactory;"
+        " request = RequestFactory().get('/', HTTP_X_FORWARDED_PROTO='https',"
+        " HTTP_HOST='127.0.0.1');"
+        " print(request.build_absolute_uri('/api/v1/calls/'))"
+    )
+
+    result = _manage(env, "shell", "--no-imports", "-c", script)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"{scheme}://127.0.0.1/api/v1/calls/"
