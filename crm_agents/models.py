@@ -229,6 +229,16 @@ class AgentRun(TenantModel):
     record_id = models.CharField(max_length=64, blank=True)
     record_name = models.CharField(max_length=500, blank=True)
     current_values = models.JSONField(default=dict, blank=True)  # {property: {value, modified_at}}
+    # The question "which record?" this run waits on: asked once per call, CRM and object
+    # type (crm_agents/questions.py), by the first run that needed it; one answer continues
+    # every run waiting on it.
+    waits_on = models.ForeignKey(
+        "governance.ChangeSet",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="waiting_runs",
+    )
 
     prompt = models.TextField(blank=True)
     prompt_hash = models.CharField(max_length=64, blank=True, db_index=True)

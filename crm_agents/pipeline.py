@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record_event
-from crm_agents import crm_meta, extraction, records
+from crm_agents import crm_meta, extraction, questions, records
 from crm_agents.matching import Matcher, MatchResult, confidence_bar, tie_break_confidence
 from crm_agents.models import AgentRun, Call, FieldRule, RunStatus, Workflow
 from crm_agents.planning import plan
@@ -33,7 +33,7 @@ from governance import owed
 from governance.guard import Guard, Refused
 from governance.models import ObjectScope, Policy
 from governance.prompt import policy_prompt_section
-from governance.review_models import ChangeSet
+from governance.review_models import ChangeSet, SetStatus
 from integrations.connections import ConnectionProblem, Purpose, resolve_connection
 from integrations.crm import errors
 from integrations.crm.types import ObjectType, Record
@@ -326,15 +326,17 @@ class _Steps:
             return RunStatus.FAILED, f"no field of this workflow can be read ({reasons})"
         t = time.monotonic()
         matcher = Matcher(self.guard, self.connection, self.workspace, read_properties=asked.read)
-        if run.record_id:  # chosen by a human after "needs a choice"
+        chosen = bool(run.record_id)  # by a human, after "needs a choice"
+        if chosen:
             result = records.forced_match(matcher, self.object_type, run.record_id, asked.read)
         else:
             result = matcher.match(self.view, self.object_type)
         self._timed("match", t)
-        run.candidates = [
-            {"id": c.id, "name": c.name, "score": c.score, "reasons": list(c.reasons)}
-            for c in result.candidates
-        ]
+        if not (chosen and run.candidates):  # keep the candidates the human chose among
+            run.candidates = [
+                {"id": c.id, "name": c.name, "score": c.score, "reasons": list(c.reasons)}
+                for c in result.candidates
+            ]
         run.match_reason = result.reason
         run.match_confidence = result.confidence
         run.decisions = [
@@ -346,10 +348,13 @@ class _Steps:
             },
         ]
         if result.ambiguous:
-            result = self._tie_break(result)
+            result = self._settle_ambiguity(result)
             if result.winner is None:
-                records.record_needs_choice(run, result)
-                return RunStatus.AMBIGUOUS, result.reason
+                question = questions.wait_for_choice(run, self.object_type, result)
+                if question.status != SetStatus.CHOSEN:
+                    return RunStatus.AMBIGUOUS, questions.waiting_reason(run, question, result)
+                result = questions.answered(result, question)  # answered meanwhile
+            run.match_reason, run.match_confidence = result.reason, result.confidence
         if result.winner is None:
             if self.workflow.no_match == "create":
                 return records.propose_create(self, asked, result)
@@ -368,6 +373,16 @@ class _Steps:
             if stage in record.properties:
                 names.append(stage)
         return list(dict.fromkeys(names))
+
+    def _settle_ambiguity(self, result: MatchResult) -> MatchResult:
+        """The call's own answer to "which record?" if a human gave it; no tie-break while
+        the question is open (one answer settles every workflow); else the model's."""
+        question = questions.question_for(self.run_row, self.object_type, result)
+        if question is not None and question.status == SetStatus.CHOSEN:
+            return questions.answered(result, question)
+        if question is not None:
+            return result
+        return self._tie_break(result)
 
     def _tie_break(self, result: MatchResult) -> MatchResult:
         close = [c for c in result.candidates if result.candidates[0].score - c.score < 0.2]

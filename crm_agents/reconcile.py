@@ -7,6 +7,8 @@ the embedded set-up). Work is owed in the database (governance/owed.py), so it c
 - queued runs whose message was lost (an emptied queue, a broker that was down when they
   were accepted, a retry budget that ran out) or whose back-off is over;
 - running runs whose worker died (the lease ran out): sent again, the claim takes over;
+- runs left waiting on a question of record that was answered (one that finished after
+  the answer, or answered by an older version): continued on the chosen record;
 - approved proposals nothing is applying, and applying ones whose worker died (the apply
   step reads the CRM to settle those);
 - rollbacks whose process died mid-write; sets and runs whose status was left behind.
@@ -46,6 +48,7 @@ def reconcile(now: datetime | None = None) -> Counter:
     for step in (
         _calls_without_runs,
         _runs_past_their_lease,
+        _runs_waiting_on_an_answer,
         _queued_runs,
         _applies_past_their_lease,
         _approved_proposals,
@@ -142,6 +145,46 @@ def _runs_past_their_lease(now: datetime, done: Counter) -> None:
         )
         owed.send(tasks.run_workflow, run.pk)
         done["runs_taken_over"] += 1
+
+
+def _runs_waiting_on_an_answer(now: datetime, done: Counter) -> None:
+    """A run still waiting on a question a human already answered: the answer continues
+    the runs waiting at that moment, and one that finished its wait just after it (or one
+    an older version left) would wait for ever. It goes on with the chosen record; being
+    queued with that record, it never waits again, so it is sent once."""
+    from crm_agents import tasks
+
+    stranded = (
+        AgentRun.objects.filter(
+            status=RunStatus.AMBIGUOUS, is_test=False, waits_on__status=SetStatus.CHOSEN
+        )
+        .filter(Q(finished_at__isnull=True) | Q(finished_at__lte=owed.requeue_cutoff(now)))
+        .select_related("call", "workspace", "waits_on")[:BATCH]
+    )
+    for run in stranded:
+        question = run.waits_on
+        with transaction.atomic():
+            if not AgentRun.objects.filter(pk=run.pk, status=RunStatus.AMBIGUOUS).update(
+                status=RunStatus.QUEUED,
+                status_reason=f"{question.record_name or question.record_id} was chosen for "
+                "this call: the run goes on with it",
+                record_id=question.record_id,
+                record_name=question.record_name,
+                due_at=now,
+                waiting_since=None,
+            ):
+                continue
+            _audit(
+                run.workspace,
+                "reconcile.run_continued",
+                f"it waited on a question of record answered meanwhile (change set "
+                f"{question.pk}): it goes on with {question.record_name or question.record_id}",
+                object_type=question.object_type,
+                record_id=question.record_id,
+                **_run_labels(run),
+            )
+            owed.send_on_commit(tasks.run_workflow, run.pk)
+        done["runs_continued"] += 1
 
 
 def _queued_runs(now: datetime, done: Counter) -> None:

@@ -43,23 +43,6 @@ def forced_match(matcher, object_type: ObjectType, record_id: str, read: list[st
     )
 
 
-def record_needs_choice(run: AgentRun, result: MatchResult) -> ChangeSet:
-    call = run.call
-    return ChangeSet.objects.create(
-        workspace=run.workspace,
-        run=run,
-        provider=run.provider,
-        object_type=run.workflow.object_type if run.workflow else "",
-        status=SetStatus.NEEDS_CHOICE,
-        call_title=call.title,
-        call_started_at=call.started_at,
-        workflow_label=run.workflow_label,
-        owner_email=call.owner_email,
-        is_test=run.is_test,
-        read_at=timezone.now(),
-    )
-
-
 def propose_create(steps, asked, result: MatchResult) -> tuple[str, str]:
     """No record matched and the workflow creates one: the fields are extracted against an
     empty record and proposed as a create (which the guard allows only with the toggle)."""
@@ -231,7 +214,7 @@ def supersede_older(change_set: ChangeSet) -> None:
 
 def refresh_set_status(change_set: ChangeSet) -> ChangeSet:
     """The set's status, lowest confidence and field count, from its proposals."""
-    if change_set.status in (SetStatus.NEEDS_CHOICE, SetStatus.REJECTED):
+    if change_set.status in (SetStatus.NEEDS_CHOICE, SetStatus.CHOSEN, SetStatus.REJECTED):
         return change_set
     statuses = list(change_set.proposals.values_list("status", "confidence"))
     live = [s for s, _ in statuses if s not in (ProposalStatus.DROPPED, ProposalStatus.DENIED)]
@@ -275,6 +258,7 @@ def refresh_set_status(change_set: ChangeSet) -> ChangeSet:
 
 RUN_STATUS_OF_SET = {
     SetStatus.NEEDS_CHOICE: RunStatus.AMBIGUOUS,
+    SetStatus.CHOSEN: RunStatus.QUEUED,
     SetStatus.PENDING_REVIEW: RunStatus.PENDING_REVIEW,
     SetStatus.APPROVED: RunStatus.APPLYING,
     SetStatus.APPLIED: RunStatus.APPLIED,
@@ -318,6 +302,7 @@ def run_status_for(change_set: ChangeSet) -> tuple[str, str]:
         RunStatus.NO_CHANGES: "nothing to change",
         RunStatus.FAILED: "the CRM rejected the changes",
         RunStatus.AMBIGUOUS: "several records could be meant: a human chooses",
+        RunStatus.QUEUED: "a human chose the record: the run goes on with it",
         RunStatus.ROLLED_BACK: "the changes were written, then rolled back",
         RunStatus.SUPERSEDED: "the changes it proposed were superseded by a newer call's",
     }
@@ -330,7 +315,14 @@ def refresh_run_status(run_id: int | None) -> None:
     right status."""
     if run_id is None:
         return
-    change_set = ChangeSet.objects.filter(run_id=run_id).order_by("-pk").first()
+    # A question of record is not the run's outcome: the run says why it waits, and the
+    # answer queues it again (crm_agents/questions.py).
+    change_set = (
+        ChangeSet.objects.filter(run_id=run_id)
+        .exclude(status__in=[SetStatus.NEEDS_CHOICE, SetStatus.CHOSEN])
+        .order_by("-pk")
+        .first()
+    )
     if change_set is None:
         return
     status, reason = run_status_for(change_set)

@@ -1,9 +1,11 @@
 """State changes of the agent: calls in, runs created, choices remembered."""
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record_event
+from crm_agents import questions
 from crm_agents.calls import CallIn
 from crm_agents.matching import attendees_key
 from crm_agents.models import AgentRun, Call, CallSource, MatchChoice, RunStatus, Workflow
@@ -173,31 +175,70 @@ def do_rerun(run: AgentRun, *, actor) -> bool:
     return True
 
 
+class ChoiceError(ValueError):
+    """A choice of record that cannot be taken; the message says why."""
+
+
 @transaction.atomic
-def do_choose_record(change_set: ChangeSet, record_id: str, *, actor) -> AgentRun:
-    """A human answers "which record?": remembered for the same company and attendees, and
-    the run continues on that record."""
-    change_set = ChangeSet.objects.select_for_update().get(pk=change_set.pk)
-    run = change_set.run
-    if change_set.status != SetStatus.NEEDS_CHOICE or run is None:
-        raise ValueError("this change set is not waiting for a choice of record")
-    ids = {candidate["id"] for candidate in run.candidates}
+def do_choose_record(change_set: ChangeSet, record_id: str, *, actor) -> list[AgentRun]:
+    """A human answers "which record?" once for the call (crm_agents/questions.py): the
+    choice is remembered for the same company and attendees, the question is closed with
+    the record chosen (with any other question of the call on the same CRM, object type and
+    candidates), and every run waiting on it continues on that record. Returns those runs,
+    the asking run first."""
+    found = ChangeSet.objects.filter(pk=change_set.pk).values_list("run__call_id", flat=True)
+    Call.objects.select_for_update().filter(pk__in=list(found)).first()  # questions.py's lock
+    question = ChangeSet.objects.select_for_update().get(pk=change_set.pk)
+    run = question.run
+    if question.status == SetStatus.CHOSEN:
+        raise ChoiceError(
+            f"this question was already answered: {question.record_name or question.record_id} "
+            "was chosen"
+        )
+    if question.status != SetStatus.NEEDS_CHOICE or run is None:
+        raise ChoiceError(
+            "this change set is not waiting for a choice of record "
+            f"(it is {question.get_status_display().lower()})"
+        )
+    ids = questions.asked_among(question)
     if record_id not in ids:
-        raise ValueError(f"{record_id} is not one of the candidate records")
-    name = next(c["name"] for c in run.candidates if c["id"] == record_id)
-    company = ",".join(sorted(_company_ids_of(run)))
+        raise ChoiceError(f"{record_id} is not one of the candidate records")
+    name = next(c.get("name") or record_id for c in run.candidates if str(c["id"]) == record_id)
     MatchChoice.objects.update_or_create(
         workspace=run.workspace,
         provider=run.provider,
-        object_type=change_set.object_type,
-        company_id=company,
+        object_type=question.object_type,
+        company_id=",".join(sorted(_company_ids_of(run))),
         attendees_key=attendees_key(run.call.external_emails()),
         defaults={"record_id": record_id, "record_name": name, "chosen_by": actor},
     )
-    change_set.status = SetStatus.SUPERSEDED
-    change_set.decided_by = actor
-    change_set.record_id, change_set.record_name = record_id, name
-    change_set.save(update_fields=["status", "decided_by", "record_id", "record_name"])
+    answered = [question]
+    if not question.is_test:  # older questions the call asked twice (before one sufficed)
+        answered += [
+            other
+            for other in questions.questions_of_call(
+                run.call_id, question.provider, question.object_type
+            )
+            .filter(status=SetStatus.NEEDS_CHOICE)
+            .exclude(pk=question.pk)
+            .select_for_update(of=("self",))
+            if questions.asked_among(other) == ids
+        ]
+    now = timezone.now()
+    for one in answered:
+        one.status, one.decided_by, one.decided_at = SetStatus.CHOSEN, actor, now
+        one.record_id, one.record_name = record_id, name
+        one.save(update_fields=["status", "decided_by", "decided_at", "record_id", "record_name"])
+    runs = list(
+        AgentRun.objects.select_for_update()
+        .filter(
+            Q(waits_on__in=answered) | Q(pk__in=[one.run_id for one in answered]),
+            status=RunStatus.AMBIGUOUS,
+        )
+        .select_related("call")
+        .order_by("pk")
+    )
+    runs.sort(key=lambda r: r.pk != run.pk)
     record_event(
         run.workspace,
         action="match.chosen",
@@ -205,24 +246,52 @@ def do_choose_record(change_set: ChangeSet, record_id: str, *, actor) -> AgentRu
         actor_kind="user",
         actor_user=actor,
         crm=run.provider,
-        object_type=change_set.object_type,
+        object_type=question.object_type,
         record_id=record_id,
-        reason=f"chose {name} among {len(ids)} candidates",
+        reason=(
+            f"chose {name} among {len(ids)} candidates: {len(runs)} workflow run(s) of the "
+            "call continue on it"
+        ),
+        context={"questions": [one.pk for one in answered], "runs": [r.pk for r in runs]},
         workflow_label=run.workflow_label,
         call_label=str(run.call)[:200],
         run_label=f"run {run.pk}",
     )
+    for waiting in runs:
+        _continue_on(waiting, record_id, name, actor=actor, question=question)
+    return runs
+
+
+def _continue_on(run: AgentRun, record_id: str, name: str, *, actor, question) -> None:
+    """Queue a run waiting on an answered question again, on the chosen record."""
+    who = actor.get_username() if actor else "a reviewer"
     AgentRun.objects.filter(pk=run.pk).update(
         status=RunStatus.QUEUED,
+        status_reason=f"{who} chose {name} for this call: the run goes on with it",
         record_id=record_id,
         record_name=name,
         due_at=timezone.now(),
         waiting_since=None,
     )
+    if run.pk != question.run_id:
+        record_event(
+            run.workspace,
+            action="run.continued",
+            outcome="ok",
+            actor_kind="user",
+            actor_user=actor,
+            crm=run.provider,
+            object_type=question.object_type,
+            record_id=record_id,
+            reason=f"{who} chose {name} for this call (change set {question.pk}): "
+            "this workflow goes on with it",
+            workflow_label=run.workflow_label,
+            call_label=str(run.call)[:200],
+            run_label=f"run {run.pk}",
+        )
     from crm_agents import tasks
 
     owed.send_on_commit(tasks.run_workflow, run.pk)
-    return run
 
 
 def _company_ids_of(run: AgentRun) -> list[str]:

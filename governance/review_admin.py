@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.timesince import timesince
 
@@ -33,6 +33,14 @@ class ProposalRow:
     time_in_call: str
     decidable: bool  # pending, and the viewer may decide
     resolvable: bool  # a conflict, and the viewer may decide
+
+
+@dataclass(frozen=True)
+class Landing:
+    """A decision's message, and the page to go to instead of the set decided on."""
+
+    message: str
+    url: str
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,7 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
         may_decide = self._allowed(request, CONFIGURE_ROLES, change_set)
         can_decide = may_decide and not change_set.is_test
         needs_choice = change_set.status == SetStatus.NEEDS_CHOICE
+        question = needs_choice or change_set.status == SetStatus.CHOSEN
         proposals = list(change_set.proposals.order_by("pk"))
         rows = [
             ProposalRow(
@@ -222,7 +231,7 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
         runs = AgentRun.objects.filter(pk=change_set.run_id).only("call_id", "candidates")
         run = runs.first() if change_set.run_id else None
         candidates = []
-        if needs_choice and run is not None:
+        if question and run is not None:
             ranked = sorted(run.candidates or [], key=lambda c: -(c.get("score") or 0))
             candidates = [
                 CandidateRow(
@@ -248,6 +257,12 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
             "set_controls": can_decide and not needs_choice and any(row.decidable for row in rows),
             "can_choose": may_decide and needs_choice,
             "candidates": candidates,
+            "waiting_runs": list(
+                change_set.waiting_runs.exclude(pk=change_set.run_id).order_by("pk")
+            )
+            if needs_choice
+            else [],
+            "resulting_sets": self._resulting_sets(change_set) if question else [],
             "crm_url": url_of(change_set.record_id),
             "summary_url": run and _optional_url("admin:audit_call_summary", run.call_id),
             "audit_url": change_set.record_id
@@ -256,6 +271,15 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
             ),
             "review_url": reverse("admin:governance_changeset_review", args=[change_set.pk]),
         }
+
+    @staticmethod
+    def _resulting_sets(change_set: ChangeSet) -> list[tuple[ChangeSet, str]]:
+        from crm_agents.questions import resulting_change_sets
+
+        return [
+            (one, reverse("admin:governance_changeset_change", args=[one.pk]))
+            for one in resulting_change_sets(change_set)
+        ]
 
     # --- the decisions -----------------------------------------------------------------------
     def get_urls(self) -> list:
@@ -275,15 +299,18 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
         handler = self._decisions().get(request.POST.get("action", ""))
         if handler is None:
             raise Http404("No such decision.")
+        url = reverse("admin:governance_changeset_change", args=[change_set.pk])
         try:
             done = handler(request, change_set)
         except review.ReviewError as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
+            if isinstance(done, Landing):
+                done, url = done.message, done.url
             self.message_user(request, done, messages.SUCCESS)
-        return redirect(reverse("admin:governance_changeset_change", args=[change_set.pk]))
+        return redirect(url)
 
-    def _decisions(self) -> dict[str, Callable[[HttpRequest, ChangeSet], str]]:
+    def _decisions(self) -> dict[str, Callable[[HttpRequest, ChangeSet], str | Landing]]:
         return {
             "approve": self._decide_field,
             "reject": self._decide_field,
@@ -361,11 +388,33 @@ class ChangeSetAdmin(WorkspaceScopedAdmin):
             raise review.ReviewError(f"Nothing was rolled back. {said}")
         return f"Rolled back. {said}"
 
-    def _choose(self, request: HttpRequest, change_set: ChangeSet) -> str:
+    def _choose(self, request: HttpRequest, change_set: ChangeSet) -> Landing:
+        """One answer for the call: the reviewer lands on the change set it produced (at
+        once when runs are processed in-process), else on the call's summary, where the
+        continued runs show how far they got and link to their sets when done."""
         from crm_agents.services import do_choose_record
 
         try:
-            do_choose_record(change_set, request.POST.get("record_id", ""), actor=request.user)
+            runs = do_choose_record(
+                change_set, request.POST.get("record_id", ""), actor=request.user
+            )
         except ValueError as exc:
             raise review.ReviewError(str(exc)) from exc
-        return "Record chosen: the workflow runs again on it."
+        change_set.refresh_from_db()
+        name = change_set.record_name or change_set.record_id
+        said = f"Record chosen: {name}, for {len(runs)} workflow(s) of this call."
+        resulting = self._resulting_sets(change_set)
+        if resulting:
+            others = [
+                format_html('<a href="{}">{}</a>', url, one.workflow_label)
+                for one, url in resulting[1:]
+            ]
+            message = format_html("{} Here are the changes it produced.", said)
+            if others:
+                links = format_html_join(", ", "{}", ((link,) for link in others))
+                message = format_html("{} More from {}.", message, links)
+            return Landing(message, resulting[0][1])
+        summary = runs and _optional_url("admin:audit_call_summary", runs[0].call_id)
+        if summary:
+            return Landing(f"{said} They are running on it: their changes appear here.", summary)
+        return Landing(said, reverse("admin:governance_changeset_change", args=[change_set.pk]))

@@ -18,6 +18,8 @@ def chat_label(session_id: int) -> str:
 
 class SetStatus(models.TextChoices):
     NEEDS_CHOICE = "needs_choice", "Needs a choice of record"
+    # A "which record?" question a human answered: the runs go on in their own sets.
+    CHOSEN = "chosen", "Record chosen"
     PENDING_REVIEW = "pending_review", "Waiting for review"
     APPROVED = "approved", "Approved, being applied"
     APPLIED = "applied", "Applied"

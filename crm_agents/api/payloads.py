@@ -136,6 +136,19 @@ class Decision(BaseModel):
         return self
 
 
+class Choice(BaseModel):
+    """The answer to a change set's question "which record?", once for the call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    record_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="The CRM id of one of the candidate records the question offers.",
+        json_schema_extra={"pattern": NOT_BLANK},
+    )
+
+
 class Rejection(BaseModel):
     """Reject every pending proposal of a change set."""
 

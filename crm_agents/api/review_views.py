@@ -2,7 +2,7 @@
 them (governance/review.py). Anyone in the workspace reads; RevOps, admins and API keys
 decide. A decision the service refuses gets a ``detail`` saying why: 409 when the object's
 state no longer allows it (already decided, nothing pending, a TEST set, no record chosen
-yet), 400 otherwise (a value the property cannot hold)."""
+yet), 400 otherwise (a value the property cannot hold, a record that is not a candidate)."""
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins
@@ -15,8 +15,10 @@ from crm_agents.api import serializers as s
 from crm_agents.api.access import require_configure
 from crm_agents.api.base import ScopedViewSet, with_workspace
 from crm_agents.api.filters import ListFilter
-from crm_agents.api.payloads import Decision, Rejection, parse
+from crm_agents.api.payloads import Choice, Decision, Rejection, parse
 from crm_agents.api.schema import ErrorSerializer
+from crm_agents.questions import resulting_change_sets
+from crm_agents.services import ChoiceError, do_choose_record
 from governance import review
 from governance.models import CrmProvider
 from governance.review_models import ChangeProposal, ChangeSet, ProposalStatus, SetStatus
@@ -103,6 +105,35 @@ class ChangeSetViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedV
         except review.ReviewError as exc:
             raise _refusal(exc, change_set) from None
         return self._decided(request, change_set)
+
+    @extend_schema(
+        summary="Answer a change set's question of record, once for the call",
+        description="A change set with status `needs_choice` asks which record the call "
+        "meant. One answer settles every workflow of the call on the same CRM and object "
+        "type: each continues on the chosen record (the choice is remembered for later "
+        "calls with the same company and attendees). 400 when `record_id` is not one of "
+        "the candidates; 409 when the set is not waiting for a choice.",
+        request=Choice,
+        responses={200: s.ChoiceResultSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def choose(self, request: Request, pk: str) -> Response:
+        change_set = self.get_object()
+        require_configure(request, change_set.workspace_id, "Choosing a record")
+        body = parse(Choice, request.data)
+        try:
+            runs = do_choose_record(change_set, body.record_id, actor=request.user)
+        except ChoiceError as exc:
+            waiting = ChangeSet.objects.filter(pk=change_set.pk, status=SetStatus.NEEDS_CHOICE)
+            raise (ReviewRefused if waiting.exists() else ReviewConflict)(str(exc)) from None
+        question = self.base_queryset().get(pk=change_set.pk)
+        result = {
+            "question": question,
+            "continued_runs": [run.pk for run in runs],
+            "change_sets": resulting_change_sets(question),
+        }
+        context = self.get_serializer_context()
+        return Response(s.ChoiceResultSerializer(result, context=context).data)
 
 
 @extend_schema_view(retrieve=extend_schema(summary="A proposed change of one field"))

@@ -232,6 +232,21 @@ class ChangeSetDetailSerializer(ChangeSetSerializer):
         return ChangeProposalSerializer(proposals, many=True, context=self.context).data
 
 
+class ChoiceResultSerializer(serializers.Serializer):
+    """What one answer to "which record?" did for the call."""
+
+    question = ChangeSetDetailSerializer(help_text="The question, now answered.")
+    continued_runs = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="The runs of the call that go on with the chosen record, the asking one first.",
+    )
+    change_sets = ChangeSetSerializer(
+        many=True,
+        help_text="The change sets those runs produced so far (all of them at once when runs "
+        "are processed in-process); poll /runs/{id}/ otherwise.",
+    )
+
+
 class FieldRuleSerializer(serializers.ModelSerializer):
     class Meta:
         model = FieldRule

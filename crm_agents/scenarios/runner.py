@@ -188,15 +188,13 @@ def _decide(world: World, progress: Progress, decision: ReviewSpec) -> None:
     run = run_of(progress, decision.call, decision.workflow)
     if run is None:
         raise ValueError(f"no run of {decision.workflow} on call {decision.call}")
+    actor, choice = world.runner, decision.decision
+    if isinstance(choice, ChooseDecision):
+        _choose(world, run, choice)
+        return
     change_set = run.change_sets.order_by("-pk").first()
     if change_set is None:
         raise ValueError(f"the run of {decision.call}/{decision.workflow} proposed nothing")
-    actor, choice = world.runner, decision.decision
-    if isinstance(choice, ChooseDecision):
-        if change_set.status != SetStatus.NEEDS_CHOICE:
-            raise ValueError(f"the run is not waiting for a choice of record ({run.status})")
-        services.do_choose_record(change_set, world.records[choice.choose].crm_id, actor=actor)
-        return
     reason = decision.reason or "rejected in the scenario"
     if isinstance(choice, EditDecision):
         for name, value in choice.edit.items():
@@ -211,6 +209,23 @@ def _decide(world: World, progress: Progress, decision: ReviewSpec) -> None:
         review.do_approve_change_set(change_set, actor=actor)
     else:
         review.do_reject_change_set(change_set, actor=actor, reason=reason)
+
+
+def _choose(world: World, run: AgentRun, choice: ChooseDecision) -> None:
+    """Answer the question of record the run waits on (asked by it or by another workflow
+    of the call). The call's one answer settles every workflow: choosing the same record
+    again for another workflow of the call is the same answer, already given."""
+    record_id = world.records[choice.choose].crm_id
+    question = run.waits_on or run.change_sets.order_by("-pk").first()
+    if question is not None and question.status == SetStatus.CHOSEN:
+        if question.record_id != record_id:
+            raise ValueError(
+                f"this call's choice of record was already answered: {question.record_name}"
+            )
+        return
+    if question is None or question.status != SetStatus.NEEDS_CHOICE:
+        raise ValueError(f"the run is not waiting for a choice of record ({run.status})")
+    services.do_choose_record(question, record_id, actor=world.runner)
 
 
 def _pending(change_set, name: str):

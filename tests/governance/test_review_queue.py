@@ -420,10 +420,53 @@ def test_choosing_a_record_runs_the_workflow_again(
     with django_capture_on_commit_callbacks(execute=True):
         response = _post(login(revops), needs_choice, action="choose", record_id="502")
 
-    assert "Record chosen: the workflow runs again on it." in _messages(response)
+    assert "Record chosen: Acme (US), for 1 workflow(s) of this call." in _messages(response)[0]
     choice = MatchChoice.objects.get(workspace=needs_choice.workspace)
     assert (choice.record_id, choice.record_name, choice.chosen_by) == ("502", "Acme (US)", revops)
     assert queued == [needs_choice.run_id]
+    # Processed by a worker, not yet done: the reviewer lands on the call's pending work.
+    summary = reverse("admin:audit_call_summary", args=[needs_choice.run.call_id])
+    assert response.redirect_chain[-1][0] == summary
+    needs_choice.refresh_from_db()
+    assert needs_choice.status == SetStatus.CHOSEN
+    assert needs_choice.record_id == "502"
+
+
+def test_the_other_workflows_waiting_on_the_question_are_named(needs_choice, revops, login):
+    AgentRunFactory(
+        workspace=needs_choice.workspace,
+        call=needs_choice.run.call,
+        workflow_label="Next steps",
+        status=RunStatus.AMBIGUOUS,
+        waits_on=needs_choice,
+    )
+
+    page = login(revops).get(_change_url(needs_choice)).content.decode()
+
+    assert "One answer settles every workflow of this call: Next steps waits on it too." in page
+
+
+def test_a_set_not_waiting_for_a_choice_cannot_be_chosen(change_set, revops, login):
+    response = _post(login(revops), change_set, action="choose", record_id="9001")
+
+    assert _messages(response) == [
+        "this change set is not waiting for a choice of record (it is waiting for review)"
+    ]
+    assert not MatchChoice.objects.exists()
+
+
+def test_a_question_is_answered_once(needs_choice, revops, login, monkeypatch):
+    monkeypatch.setattr(tasks.run_workflow, "delay", lambda run_id: None)
+    client = login(revops)
+    _post(client, needs_choice, action="choose", record_id="502")
+
+    response = _post(client, needs_choice, action="choose", record_id="501")
+
+    assert _messages(response) == ["this question was already answered: Acme (US) was chosen"]
+    assert MatchChoice.objects.get().record_id == "502"
+    page = client.get(_change_url(needs_choice)).content.decode()
+    assert "was chosen by" in page
+    assert 'value="Use this record"' not in page
 
 
 def test_only_a_candidate_can_be_chosen(needs_choice, revops, login):
