@@ -174,10 +174,20 @@ def test_it_runs_the_web_process_without_the_sandbox_admin(superuser_session, si
     assert superuser_session.get(page, timeout=10).status_code == 404
 
 
-def test_it_refuses_to_serve_the_sandbox_when_it_is_switched_off(tmp_path):
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runsandbox", "--port", "0"],
+        ["sandbox_seed", "--keep"],
+        ["run_scenario", "tests/scenarios/match-domain-exact.json"],
+        ["demo_agent"],
+    ],
+    ids=lambda command: command[0],
+)
+def test_nothing_serves_seeds_or_acts_on_the_sandbox_when_it_is_switched_off(tmp_path, command):
     env = _environment(tmp_path, SANDBOX_ENABLED="false")
 
-    result = _manage(env, "runsandbox", "--port", str(_free_port()))
+    result = _manage(env, *command)
 
     assert result.returncode == 1
     assert "The sandbox is switched off (SANDBOX_ENABLED=false)" in result.stderr

@@ -60,6 +60,7 @@ from integrations.sandbox.demo_data import demo_token
 from integrations.sandbox.management.commands.sandbox_seed import DEMO_NAMES
 from integrations.sandbox.models import SandboxUser
 from integrations.sandbox.server import SandboxServerThread
+from integrations.sandbox.switch import require_enabled
 from integrations.services import connect_with_oauth_grant, connect_with_token
 
 DEMO_SLUG = "demo"
@@ -100,6 +101,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, reset: bool, **options) -> None:
+        require_enabled("to run the demo on the emulated CRMs and model")
         workspace = Workspace.objects.filter(slug=DEMO_SLUG).first()
         if workspace is None:
             raise CommandError("There is no demo workspace: run `manage.py demo_setup` first.")

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from crm_agents.scenarios import runner
 from crm_agents.scenarios.loader import load
 from crm_agents.scenarios.spec import ScenarioError
+from integrations.sandbox.switch import require_enabled
 
 
 class Command(BaseCommand):
@@ -33,6 +34,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        require_enabled("to run scenarios on the emulated CRMs and model")
         scenarios = []
         for path in options["paths"]:
             try:

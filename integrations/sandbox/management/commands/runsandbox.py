@@ -3,9 +3,10 @@
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
 from integrations.sandbox.server import make_server
+from integrations.sandbox.switch import require_enabled
 
 
 class Command(BaseCommand):
@@ -17,11 +18,7 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=default.port or 8100)
 
     def handle(self, *args, host: str, port: int, **options) -> None:
-        if not settings.SANDBOX_ENABLED:
-            raise CommandError(
-                "The sandbox is switched off (SANDBOX_ENABLED=false); set SANDBOX_ENABLED=true "
-                "to serve the emulated CRMs and model."
-            )
+        require_enabled("to serve the emulated CRMs and model")
         server = make_server(host, port)
         self.stdout.write(f"Sandbox CRMs and model at http://{host}:{port}/ (Ctrl-C stops)")
         try:

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations.sandbox.demo_data import build_demo_crm
 from integrations.sandbox.models import Provider, SandboxAccount
 from integrations.sandbox.seed import ensure_rules_model_account
+from integrations.sandbox.switch import require_enabled
 
 PLURALS = {"company": "companies", "contact": "contacts", "deal": "deals"}
 DEMO_NAMES = {Provider.HUBSPOT: "Demo HubSpot portal", Provider.SALESFORCE: "Demo Salesforce org"}
@@ -23,6 +24,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, provider: str, keep: bool, **options) -> None:
+        require_enabled("to seed the emulated CRMs")
         providers = list(DEMO_NAMES) if provider == "both" else [Provider(provider)]
         for each in providers:
             existing = SandboxAccount.objects.filter(provider=each, name=DEMO_NAMES[each])
