@@ -198,3 +198,52 @@ def _pending_hubspot_deal_set(*, exclude: str = "") -> ChangeSet:
 def _crm_amount(client, change_set: ChangeSet) -> float:
     record = client.get(ObjectType.DEAL, change_set.record_id, ["amount"])
     return float(record.properties["amount"])
+
+
+def test_one_choice_of_record_settles_every_workflow_of_the_call(demo, live_server, page: Page):
+    # A call about a company with several open deals: its deal workflows wait on one question.
+    questions = ChangeSet.objects.filter(status=SetStatus.NEEDS_CHOICE, is_test=False)
+    question = max(questions.order_by("pk"), key=lambda q: q.waiting_runs.count(), default=None)
+    assert question is not None, "the demo left no question of record"
+    waiting = list(question.waiting_runs.order_by("pk"))
+    assert len(waiting) >= 2, [r.workflow_label for r in waiting]
+    assert (
+        questions.filter(
+            run__call=question.run.call,
+            provider=question.provider,
+            object_type=question.object_type,
+        ).count()
+        == 1
+    )  # one question for the call, not one per workflow
+    chosen = sorted(question.run.candidates, key=lambda c: -(c.get("score") or 0))[0]
+
+    _log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/governance/changeset/?status__exact=needs_choice")
+    _row(page, question).get_by_role("link", name="Needs a choice of record").click()
+    others = [run.workflow_label for run in waiting if run.pk != question.run_id]
+    for label in others:
+        expect(page.locator("#waiting-runs")).to_contain_text(label)
+    row = page.locator("#candidates tbody tr", has_text=chosen["name"]).first
+    row.get_by_role("button", name="Use this record").click()
+
+    # The reviewer lands on the change set the choice produced, not on the question.
+    expect(page.locator(".messagelist")).to_contain_text(
+        f"Record chosen: {chosen['name']}, for {len(waiting)} workflow(s) of this call."
+    )
+    expect(page).not_to_have_url(re.compile(rf"/changeset/{question.pk}/change/"))
+    expect(page.locator("#review-links")).to_contain_text(chosen["name"])
+    expect(page.locator("#review-links")).not_to_contain_text("Superseded")
+    question.refresh_from_db()
+    assert (question.status, question.record_id) == (SetStatus.CHOSEN, str(chosen["id"]))
+    for run in waiting:
+        run.refresh_from_db()
+        assert run.record_id == str(chosen["id"]), run.status_reason
+        assert run.change_sets.exclude(pk=question.pk).filter(record_id=chosen["id"]).exists()
+    landed = int(re.search(r"/changeset/(\d+)/change/", page.url).group(1))
+    assert ChangeSet.objects.get(pk=landed).run_id in {run.pk for run in waiting}
+
+    # The question itself now says what was chosen, with the way to every resulting set.
+    page.goto(f"{live_server.url}/admin/governance/changeset/{question.pk}/change/")
+    expect(page.locator("#choice-answered")).to_contain_text(f"{chosen['name']} was chosen")
+    expect(page.locator("#resulting-sets li")).to_have_count(len(waiting))
+    expect(page.get_by_role("button", name="Use this record")).to_have_count(0)
