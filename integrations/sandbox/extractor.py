@@ -31,6 +31,11 @@ naming the offending spot.
     enumeration  {"title": "enumeration", "anyOf": [{"type": "string", "const": <value>,
                   "title": <label>}, ..., {"type": "null"}]}
 
+  An enumeration too large for OpenAI's schema limits (crm_agents/prompts/schema_limits.py)
+  is asked unconstrained: ``{"title": "enumeration", "type": ["string", "null"],
+  "description": OPTIONS_HINT + <JSON list of [value, label]>}``; the option is then checked
+  in code when the answer is coerced.
+
   ``S`` must be exactly what ``build_response_format`` makes for the fields it names.
 * The last user message holding a line ``<<<TRANSCRIPT`` has, outside the block, one line
   ``Call date: YYYY-MM-DD`` (the reference for relative dates) and inside it, up to the line

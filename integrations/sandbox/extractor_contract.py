@@ -19,6 +19,9 @@ TRANSCRIPT_END = "TRANSCRIPT>>>"
 CALL_DATE_PREFIX = "Call date: "
 EVIDENCE_HINT = "The transcript sentence the value comes from, copied verbatim; empty if null."
 CONFIDENCE_HINT = "From 0 to 1; 0 when value is null."
+# Heads the value description of an enumeration whose options the schema cannot enforce
+# (too many for OpenAI's limits); a JSON list of [value, label] pairs follows it.
+OPTIONS_HINT = "One of these options, as [value, label]; answer the value: "
 
 _CALL_DATE_LINE = re.compile(r"Call date: (\d{4}-\d{2}-\d{2})")
 _TURN_LINE = re.compile(
@@ -47,13 +50,19 @@ class FieldOption:
 
 @dataclass(frozen=True)
 class FieldRequest:
-    """One field the model is asked for: its prompt name, type and the user's instruction."""
+    """One field the model is asked for: its prompt name, type and the user's instruction.
+
+    ``constrained`` False leaves an enumeration's options out of the schema's constraints (a
+    picklist too large for a structured-output schema): the schema then lists them in the
+    value's description, and whoever reads the answer checks the option.
+    """
 
     name: str
     type: FieldType
     instruction: str
     options: tuple[FieldOption, ...] = ()
     label: str = ""
+    constrained: bool = True
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -61,6 +70,10 @@ class FieldRequest:
         if (self.type == FieldType.ENUMERATION) != bool(self.options):
             raise ExtractionRequestError(
                 f"field {self.name!r}: options are required for enumerations and only for them"
+            )
+        if not self.constrained and self.type != FieldType.ENUMERATION:
+            raise ExtractionRequestError(
+                f"field {self.name!r}: only an enumeration's options can be left unconstrained"
             )
         values = [option.value for option in self.options]
         if len(set(values)) != len(values):
@@ -168,12 +181,13 @@ def _answer_schema(fields: Sequence[FieldRequest]) -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["updates"],
         "properties": {
-            "updates": {"type": "array", "items": {"anyOf": [_branch(f) for f in fields]}}
+            "updates": {"type": "array", "items": {"anyOf": [field_branch(f) for f in fields]}}
         },
     }
 
 
-def _branch(field: FieldRequest) -> dict[str, Any]:
+def field_branch(field: FieldRequest) -> dict[str, Any]:
+    """The schema of one field's update: one branch of ``updates.items.anyOf``."""
     branch: dict[str, Any] = {"type": "object", "additionalProperties": False}
     if field.label:
         branch["title"] = field.label
@@ -203,6 +217,10 @@ def _value_schema(field: FieldRequest) -> dict[str, Any]:
             return {**title, "type": ["string", "null"], "format": "date-time"}
         case FieldType.BOOL:
             return {**title, "type": ["string", "null"], "enum": ["true", "false", None]}
+        case FieldType.ENUMERATION if not field.constrained:
+            pairs = [[option.value, option.label] for option in field.options]
+            listed = json.dumps(pairs, ensure_ascii=False, separators=(",", ":"))
+            return {**title, "type": ["string", "null"], "description": OPTIONS_HINT + listed}
         case FieldType.ENUMERATION:
             choices = [
                 {"type": "string", "const": option.value, "title": option.label}
@@ -270,7 +288,8 @@ def _parse_branch(branch: Any, path: str) -> FieldRequest:
             f"{value_path}.title {type_name!r} is not a field type ({known})"
         ) from None
     options: tuple[FieldOption, ...] = ()
-    if field_type == FieldType.ENUMERATION:
+    constrained = "anyOf" in value_schema or field_type != FieldType.ENUMERATION
+    if field_type == FieldType.ENUMERATION and constrained:
         choices = _member(value_schema, "anyOf", value_path, list)
         options = tuple(
             FieldOption(
@@ -279,15 +298,35 @@ def _parse_branch(branch: Any, path: str) -> FieldRequest:
             )
             for i, choice in enumerate(choices[:-1])
         )
+    elif field_type == FieldType.ENUMERATION:
+        options = _listed_options(_member(value_schema, "description", value_path, str), value_path)
     try:
-        field = FieldRequest(name, field_type, instruction, options, label)
+        field = FieldRequest(name, field_type, instruction, options, label, constrained)
     except ExtractionRequestError as error:
         raise ExtractionRequestError(f"{path}: {error}") from None
-    if branch != _branch(field):
+    if branch != field_branch(field):
         raise ExtractionRequestError(
             f"{path} (field {name!r}) is not the canonical {field_type.value!r} branch"
         )
     return field
+
+
+def _listed_options(description: str, path: str) -> tuple[FieldOption, ...]:
+    """The options an unconstrained enumeration lists in its value's description."""
+    if not description.startswith(OPTIONS_HINT):
+        raise ExtractionRequestError(f"{path}.description does not list the options")
+    try:
+        pairs = json.loads(description.removeprefix(OPTIONS_HINT))
+    except ValueError:
+        raise ExtractionRequestError(
+            f"{path}.description lists options that are not JSON"
+        ) from None
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(p, str) for p in pair)
+        for pair in pairs
+    ):
+        raise ExtractionRequestError(f"{path}.description must list [value, label] pairs")
+    return tuple(FieldOption(value, label) for value, label in pairs)
 
 
 def _message_text(message: Any, index: int) -> str:
