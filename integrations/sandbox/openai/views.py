@@ -8,6 +8,11 @@ request's step: ``extract`` or ``choose_record`` from the json_schema name, ``ch
 the request offers tools. The key is percent-encoded UTF-8 (a header value is ASCII, and a
 key holds a call's external id, which may be any text). The real ``openai`` client works
 against it unchanged.
+
+In either mode, a ``json_schema`` response format with ``strict`` true is first held to what
+OpenAI's structured outputs accept (crm_agents/prompts/schema_limits.py: strict mode's rules
+of shape, then its size limits) and refused with OpenAI's 400 otherwise, so a test catches a
+schema the real API would refuse.
 """
 
 import hashlib
@@ -19,6 +24,7 @@ from django.db import transaction
 from django.http import HttpRequest
 from django.views.decorators.http import require_GET, require_POST
 
+from crm_agents.prompts.schema_limits import schema_problem
 from integrations.sandbox import store
 from integrations.sandbox.chat_rules import ChatRequestError, answer_chat
 from integrations.sandbox.extractor import ExtractionRequestError, answer_chat_request
@@ -68,6 +74,7 @@ def chat_completions(request: HttpRequest, call: Call) -> Reply:
             "unsupported_value",
             extra={"param": "stream"},
         )
+    _check_response_format(body.get("response_format"))
     step = _step_of(body)
     if call.account.model_mode == ModelMode.SCRIPTED:
         key = unquote(request.headers.get("X-Sandbox-Script-Key", ""))
@@ -76,6 +83,37 @@ def chat_completions(request: HttpRequest, call: Call) -> Reply:
         answer = _rules_answer(body, step)
     call.object_name = step
     return Reply(_completion(body, messages, answer))
+
+
+def _check_response_format(response_format: object) -> None:
+    """Refuse, as OpenAI does, a strict json_schema that structured outputs would not take."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return
+    wrapper = response_format.get("json_schema")
+    if not isinstance(wrapper, dict):
+        raise _missing("response_format.json_schema")
+    name = wrapper.get("name")
+    if not isinstance(name, str) or not name:
+        raise _missing("response_format.json_schema.name")
+    if wrapper.get("strict") is not True:
+        return
+    problem = schema_problem(wrapper.get("schema"))
+    if problem:
+        raise SandboxError(
+            400,
+            f"Invalid schema for response_format '{name}': {problem}",
+            "invalid_json_schema",
+            extra={"param": "response_format"},
+        )
+
+
+def _missing(param: str) -> SandboxError:
+    return SandboxError(
+        400,
+        f"Missing required parameter: '{param}'.",
+        "missing_required_parameter",
+        extra={"param": param},
+    )
 
 
 def _step_of(body: dict) -> str:
