@@ -11,7 +11,9 @@ same values.
 import hashlib
 import json
 import math
+import time
 from collections.abc import Sequence
+from dataclasses import replace
 from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +34,7 @@ from crm_agents.prompts import (
     ranked,
     transcript_turns,
 )
+from crm_agents.prompts.schema_limits import RequestPlan, SchemaTooLarge, plan_requests
 from crm_agents.types import (
     CallView,
     Candidate,
@@ -96,12 +99,88 @@ def model_client() -> openai.OpenAI:
 
 def extract(workspace: Workspace, inp: ExtractionInput, *, script_key: str = "") -> Extraction:
     """The values the model proposes for ``inp.fields``, each with verbatim evidence, and
-    everything of its answer that was refused."""
-    response_format = build_response_format([field_request(ask) for ask in inp.fields])
-    messages = extraction_messages(inp)
-    exchange = _ask(workspace, messages, response_format, PROMPT_VERSION, script_key)
-    values, dropped = _check_extraction(exchange.raw_answer, inp)
-    return Extraction(exchange=exchange, values=tuple(values), dropped=tuple(dropped))
+    everything of its answers that was refused.
+
+    One model call when the fields' schema fits OpenAI's structured-output limits, else as
+    few as fit (crm_agents/prompts/schema_limits.py), each asking for its own fields about the
+    same call, record and context; each answer is held to the contract for the fields its
+    call asked for, and the values merged per field.
+    """
+    try:
+        plan = plan_requests([field_request(ask) for ask in inp.fields])
+    except SchemaTooLarge as exc:
+        raise ModelRejected(f"The extraction cannot be asked for: {exc}") from exc
+    asks = {ask.name: ask for ask in inp.fields}
+    calls: list[ModelExchange] = []
+    values: list[ProposedValue] = []
+    dropped: list[Dropped] = []
+    for requests in plan.calls:
+        part = replace(inp, fields=tuple(asks[request.name] for request in requests))
+        exchange = _ask(
+            workspace,
+            extraction_messages(part),
+            build_response_format(requests),
+            PROMPT_VERSION,
+            script_key,
+        )
+        part_values, part_dropped = _check_extraction(exchange.raw_answer, part)
+        calls.append(exchange)
+        values += part_values
+        dropped += part_dropped
+    return Extraction(
+        exchange=calls[0] if len(calls) == 1 else _combined(calls, plan),
+        values=tuple(values),
+        dropped=tuple(dropped),
+        calls=tuple(calls),
+        plan=plan,
+    )
+
+
+def plan_decision(extracted: Extraction) -> dict | None:
+    """The run's record of how the fields were asked for, when not in one plain call."""
+    plan = extracted.plan
+    if plan is None or (len(plan.calls) == 1 and not plan.unconstrained):
+        return None
+    return {
+        "step": "extract",
+        "model_calls": len(plan.calls),
+        "reason": f"the fields do not fit one structured-output schema: {plan.split_because}"
+        if plan.split_because
+        else "the fields fit one structured-output schema",
+        "calls": [
+            {
+                "fields": [request.name for request in requests],
+                "prompt_hash": exchange.prompt_hash,
+                "cached": exchange.cached,
+            }
+            for requests, exchange in zip(plan.calls, extracted.calls, strict=True)
+        ],
+        "unconstrained": [
+            {"field": name, "reason": f"options checked in code, not by the schema: {why}"}
+            for name, why in plan.unconstrained
+        ],
+    }
+
+
+def _combined(calls: list[ModelExchange], plan: RequestPlan) -> ModelExchange:
+    """One record of several calls for the run: each prompt and answer under a heading
+    naming its fields, the hash of their hashes, their tokens added up."""
+
+    def heading(index: int) -> str:
+        names = ", ".join(request.name for request in plan.calls[index])
+        return f"[model call {index + 1} of {len(calls)}: {names}]"
+
+    return ModelExchange(
+        prompt="\n\n".join(f"{heading(i)}\n{call.prompt}" for i, call in enumerate(calls)),
+        prompt_hash=hashlib.sha256(",".join(c.prompt_hash for c in calls).encode()).hexdigest(),
+        prompt_version=calls[0].prompt_version,
+        model=calls[0].model,
+        raw_answer="\n\n".join(f"{heading(i)}\n{call.raw_answer}" for i, call in enumerate(calls)),
+        cached=all(call.cached for call in calls),
+        prompt_tokens=sum(call.prompt_tokens for call in calls),
+        completion_tokens=sum(call.completion_tokens for call in calls),
+        elapsed_ms=round(sum(call.elapsed_ms for call in calls), 1),
+    )
 
 
 def choose_record(
@@ -145,6 +224,7 @@ def _ask(
     version: str,
     script_key: str,
 ) -> ModelExchange:
+    started = time.monotonic()
     client = model_client()
     model = settings.MODEL_NAME
     digest = prompt_hash(model, messages, response_format)
@@ -157,7 +237,9 @@ def _ask(
     known = ModelAnswer.objects.filter(workspace=workspace, model=model, prompt_hash=digest).first()
     if known is not None:
         # Nothing was spent this time, so no tokens are counted.
-        return ModelExchange(**exchange, raw_answer=known.answer, cached=True)
+        return ModelExchange(
+            **exchange, raw_answer=known.answer, cached=True, elapsed_ms=_since(started)
+        )
     completion = complete(
         client, model, messages, script_key=script_key, response_format=response_format
     )
@@ -173,7 +255,12 @@ def _ask(
         cached=False,
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
+        elapsed_ms=_since(started),
     )
+
+
+def _since(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 1)
 
 
 def complete(

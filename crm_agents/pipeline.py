@@ -464,6 +464,11 @@ class _Steps:
             script_key=self._script_key(),
         )
         self._timed("extract", t)
+        split = extraction.plan_decision(extracted)
+        if split is not None:
+            run.decisions = [*run.decisions, split]
+            for index, call in enumerate(extracted.calls, start=1):
+                self.timings[f"extract_call_{index}"] = call.elapsed_ms
         exchange = extracted.exchange
         run.prompt, run.prompt_hash, run.prompt_version = (
             exchange.prompt,

@@ -2,8 +2,12 @@
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from integrations.crm.types import PropertySpec
+
+if TYPE_CHECKING:  # prompts imports these types; at run time the plan is just an attribute
+    from crm_agents.prompts.schema_limits import RequestPlan
 
 
 @dataclass(frozen=True)
@@ -115,13 +119,18 @@ class ModelExchange:
     cached: bool
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    elapsed_ms: float = 0.0
 
 
 @dataclass(frozen=True)
 class Extraction:
+    # The run's record of the model's work: the one call, or every call combined.
     exchange: ModelExchange
     values: tuple[ProposedValue, ...] = ()
     dropped: tuple[Dropped, ...] = ()
+    # Each model call, and how the fields were split among them (prompts/schema_limits.py).
+    calls: tuple[ModelExchange, ...] = ()
+    plan: "RequestPlan | None" = None
 
 
 @dataclass(frozen=True)
