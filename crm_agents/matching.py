@@ -6,10 +6,17 @@ with no external attendee never matches anything. Closed deals are left out unle
 policy lets the agent update them.
 
 Deal candidates are ranked on signals a rep would use, each with a sentence saying why:
-an attendee is a contact on the deal, the deal's owner ran the call, the deal is the most
-recently active, how far along its stage is, and a human's earlier choice for the same
-company and attendees. One clear winner is used; close candidates go to a model tie-break
+an attendee is a contact on the deal, the deal's owner ran the call, what the call says
+(its title or transcript names the deal, it says the deal's close date or names its
+stage; crm_agents/call_mentions.py finds these), the deal is the most recently active, how
+far along its stage is, and a human's earlier choice for the same company and attendees.
+One clear winner (a lead of CLEAR_MARGIN) is used; close candidates go to a model tie-break
 limited to their ids, and a pick the numbers do not support goes to a human.
+
+What the call says weighs enough for a title naming one deal to lead a deal that is only
+the most recently active, never enough to outweigh a remembered human choice, and a mere
+mention in the transcript never outweighs an attendee who is a contact on another deal
+(the weights and the bounds they keep are in crm_agents/call_mentions.py).
 
 The candidates' properties are read in the same request that ranks them, so the winner's
 current values (the read-before-write) cost no extra request.
@@ -22,6 +29,7 @@ from dataclasses import dataclass, field, replace
 from django.conf import settings
 
 from crm_agents import crm_meta
+from crm_agents.call_mentions import DealFacts, DealMentions, call_content_signals, read_call
 from crm_agents.models import MatchChoice
 from crm_agents.types import CallView, Candidate
 from governance.guard import Guard
@@ -229,8 +237,10 @@ class Matcher:
         stage = self.native(ObjectType.DEAL, "stage")
         owner = self.native(ObjectType.DEAL, "owner")
         name = self.native(ObjectType.DEAL, "name")
+        close_date = self.native(ObjectType.DEAL, "close_date")
+        # The close date rides on the same request (the guard drops it when unreadable).
         records = self.guard.get_many(
-            ObjectType.DEAL, deal_ids, [name, stage, owner, *self.read_properties]
+            ObjectType.DEAL, deal_ids, [name, stage, owner, close_date, *self.read_properties]
         )
         stages = crm_meta.deal_stages(self.guard, self.connection)
         closed = crm_meta.closed_stage_values(stages)
@@ -276,6 +286,9 @@ class Matcher:
         remembered = self._remembered(call, company_ids)
         latest = max((r.updated_at for r in records if r.updated_at is not None), default=None)
         labels = {s.value: s.label for s in stages}
+        # What the call says tells candidates apart; a lone deal needs no telling, and its
+        # name's words cannot be told from its company's without reading the company.
+        said = self._what_the_call_says(call, records, labels) if len(records) > 1 else {}
         ranked = []
         for record in records:
             score, reasons = COMPANY_DEAL, ["an open deal of the attendees' company"]
@@ -290,6 +303,10 @@ class Matcher:
             if call_owner and (record.owner_id or record.properties.get(owner)) == call_owner:
                 score += OWNER_RAN_CALL
                 reasons.append("the deal's owner ran the call")
+            if record.id in said:
+                content, content_reasons = call_content_signals(said[record.id])
+                score += content
+                reasons.extend(content_reasons)
             if len(records) > 1 and latest is not None and record.updated_at == latest:
                 score += MOST_RECENT
                 reasons.append("the most recently active of the candidates")
@@ -313,6 +330,24 @@ class Matcher:
                 )
             )
         return ranked
+
+    def _what_the_call_says(
+        self, call: CallView, records: list[Record], labels: dict[str, str]
+    ) -> dict[str, DealMentions]:
+        name = self.native(ObjectType.DEAL, "name")
+        stage = self.native(ObjectType.DEAL, "stage")
+        close_date = self.native(ObjectType.DEAL, "close_date")
+        facts = [
+            DealFacts(
+                record.id,
+                record.properties.get(name) or "",
+                record.properties.get(close_date),
+                labels.get(record.properties.get(stage) or ""),
+            )
+            for record in records
+        ]
+        domains = {e.rsplit("@", 1)[-1] for e in call.external_emails() if "@" in e}
+        return read_call(call, facts, domains - PERSONAL_DOMAINS)
 
     def _remembered(self, call: CallView, company_ids) -> MatchChoice | None:
         return (
