@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from integrations.crm.profiles import PROFILES
 from integrations.crm.types import Provider
 from integrations.models import AuthKind, Connection, ConnectionScope, ConnectionStatus, CrmCall
 from integrations.record_access import HubSpotRecordAccess, allowed_owner_ids
+from integrations.signals import send_connection_event, without_secrets
 from integrations.throttle import throttle_crm_call
 
 if TYPE_CHECKING:
@@ -164,9 +166,33 @@ class ConnectedClient:
         )
 
     def _mark_expired(self, exc: errors.CrmError) -> None:
-        Connection.objects.filter(pk=self.connection.pk).update(
-            status=ConnectionStatus.EXPIRED, last_error=f"the CRM refused the token: {exc.message}"
+        """The CRM refused the token and it cannot be refreshed: the connection is expired,
+        audited once (by connection_event) when its status changes."""
+        connection = self.connection
+        error = without_secrets(
+            f"the CRM refused the token: {exc.message}", connection.credentials.access_token
         )
+        with transaction.atomic():
+            before = (
+                Connection.objects.select_for_update()
+                .filter(pk=connection.pk)
+                .values_list("status", flat=True)
+                .first()
+            )
+            Connection.objects.filter(pk=connection.pk).update(
+                status=ConnectionStatus.EXPIRED, last_error=error, updated_at=timezone.now()
+            )
+            if before is not None and before != ConnectionStatus.EXPIRED:
+                send_connection_event(
+                    connection.workspace,
+                    connection.provider,
+                    action="connection.expired",
+                    connection=connection,
+                    outcome="failed",
+                    before={"status": before},
+                    after={"status": ConnectionStatus.EXPIRED},
+                    reason=error,
+                )
 
     def _record(
         self,

@@ -18,7 +18,7 @@ from integrations.models import (
     ConnectionStatus,
     Credentials,
 )
-from integrations.signals import connection_snapshot, send_connection_event
+from integrations.signals import connection_snapshot, send_connection_event, without_secrets
 
 
 def do_connect(
@@ -186,10 +186,29 @@ def do_test_connection(connection: Connection, *, acting_user: AbstractBaseUser)
     try:
         owners = resolved.client().owners()
     except CrmError as exc:
-        connection.last_error = str(exc)
-        connection.save(update_fields=["last_error", "updated_at"])
+        _tested(connection, acting_user, error=without_secrets(str(exc)))
         raise
-    if connection.last_error:
-        connection.last_error = ""
+    found = f"{connection} works: the CRM lists {len(owners)} users."
+    _tested(connection, acting_user, error="", found=found)
+    return found
+
+
+def _tested(
+    connection: Connection, acting_user: AbstractBaseUser, *, error: str, found: str = ""
+) -> None:
+    """Keep the test's result on the connection and in the audit trail, together."""
+    with transaction.atomic():
+        before = connection.last_error
+        connection.last_error = error
         connection.save(update_fields=["last_error", "updated_at"])
-    return f"{connection} works: the CRM lists {len(owners)} users."
+        send_connection_event(
+            connection.workspace,
+            connection.provider,
+            action="connection.tested",
+            connection=connection,
+            outcome="failed" if error else "ok",
+            acting_user=acting_user,
+            before={"last_error": before} if before != error else None,
+            after={"last_error": error} if before != error else None,
+            reason=error or found,
+        )

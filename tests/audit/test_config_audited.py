@@ -56,7 +56,8 @@ NOT_CONFIGURATION_ACTIONS = {
     ("governance.Policy", "action:refresh_crm_properties"): "caches the CRM's property "
     "metadata; the policy does not change",
     ("integrations.Connection", "action:test_connections"): "one harmless CRM call, "
-    "recorded as a CrmCall; nothing configured changes",
+    "recorded as a CrmCall; nothing configured changes (its result is still audited, as "
+    "connection.tested: tests/integrations/test_connection_admin.py)",
 }
 
 
@@ -422,6 +423,7 @@ NOT_CONFIGURATION_API = {
     ("POST", "/api/v1/change-sets/{id}/approve/"): "a review decision (governance.review)",
     ("POST", "/api/v1/change-sets/{id}/reject/"): "a review decision (governance.review)",
     ("POST", "/api/v1/proposals/{id}/decide/"): "a review decision (governance.review)",
+    ("POST", "/api/v1/change-sets/{id}/choose/"): "a review decision, audited as match.chosen",
     ("POST", "/api/v1/chat-sessions/"): "a rep's chat, not configuration",
     ("POST", "/api/v1/chat-sessions/{id}/messages/"): "a rep's chat, not configuration",
 }

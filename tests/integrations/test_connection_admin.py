@@ -4,6 +4,7 @@ import re
 
 from django.urls import reverse
 
+from audit.models import AuditEvent
 from governance.models import Role
 from integrations.models import Connection, ConnectionScope, ConnectionStatus, CrmCall
 from tests.factories import member_of
@@ -23,6 +24,9 @@ def test_the_test_action_reports_what_the_crm_answered(crm_setup, workspace, ws_
 
     assert "works: the CRM lists 4 users" in response.content.decode()
     assert CrmCall.objects.get().operation == "owners"
+    tested = AuditEvent.objects.get(action="connection.tested")
+    assert (tested.outcome, tested.actor_user, tested.connection) == ("ok", ws_admin, connection)
+    assert tested.reason.endswith("works: the CRM lists 4 users.")
 
 
 def test_the_test_action_reports_a_refused_token(crm_setup, workspace, ws_admin, login):
@@ -41,6 +45,18 @@ def test_the_test_action_reports_a_refused_token(crm_setup, workspace, ws_admin,
     assert "HTTP 401" in page, re.findall(r"<li class=\"error\">(.*?)</li>", page, re.S)
     connection.refresh_from_db()
     assert connection.status == ConnectionStatus.EXPIRED
+    # The refusal expired the connection (the system's doing), then the person's test failed.
+    expired, tested = AuditEvent.objects.order_by("pk").filter(
+        action__in=["connection.expired", "connection.tested"]
+    )
+    assert (expired.action, expired.actor_user) == ("connection.expired", None)
+    assert (tested.action, tested.outcome, tested.actor_user) == (
+        "connection.tested",
+        "failed",
+        ws_admin,
+    )
+    assert "HTTP 401" in tested.reason
+    assert connection.credentials.access_token not in tested.reason
 
 
 def test_reps_see_and_end_only_their_own_connections(

@@ -201,3 +201,28 @@ def test_an_expired_token_without_a_refresh_token_is_audited(workspace):
     event = _event("connection.refresh_failed")
     assert event.reason == "the access token expired and there is no refresh token"
     assert event.after == {"status": "expired"}
+
+
+def test_a_token_the_crm_refuses_expires_the_connection_once_audited(
+    crm_setup, workspace, ws_admin
+):
+    from integrations.crm.errors import AuthExpired
+    from integrations.crm.types import ObjectType, SearchQuery
+
+    connection = crm_setup.connect(workspace, WORKSPACE, crm_setup.admin, acting_user=ws_admin)
+    token = connection.credentials.access_token
+    SandboxToken.objects.filter(access_token=token).update(revoked=True)
+    client = resolve_connection(workspace, crm_setup.provider, Purpose.WORKFLOW).client()
+
+    for _ in range(2):  # the second refusal changes nothing and is not audited again
+        with pytest.raises(AuthExpired):
+            client.search(SearchQuery(ObjectType.DEAL))
+
+    event = _event("connection.expired")
+    assert (event.outcome, event.actor_kind, event.connection) == ("failed", "system", connection)
+    assert (event.before, event.after) == ({"status": "active"}, {"status": "expired"})
+    assert event.reason.startswith("the CRM refused the token:")
+    assert token not in _text(event)
+    connection.refresh_from_db()
+    assert connection.status == ConnectionStatus.EXPIRED
+    assert connection.last_error == event.reason
