@@ -5,9 +5,10 @@ The people on the calls are contacts of the demo HubSpot portal and Salesforce o
 same records on both. Each call is a situation a
 reviewer should meet: an agreed price and sign date (reviewed), next steps and pains
 (applied at once), a contact's new title and phone, a call naming one of a company's
-several open deals (a human chooses), a newer call revising an older one's amount, a
-customer whose only deal is closed (protected), an internal meeting and a stranger's
-domain (no match), and a transcript that tries to give the agent orders (ignored).
+several open deals (matched by what it says) and one that does not say which (a human
+chooses), a newer call revising an older one's amount, a customer whose only deal is
+closed (protected), an internal meeting and a stranger's domain (no match), and a
+transcript that tries to give the agent orders (ignored).
 
 The wording is what the sandbox model's rules mode (integrations/sandbox/extractor.py)
 reads: amounts with a currency beside a word of agreement, sign dates as calendar dates
@@ -127,7 +128,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample(
         key="product-line",
         title="{company}: {product} rollout scope",
-        shows="the company has several open deals: a reviewer chooses the one meant",
+        shows="the company has several open deals: the title and the transcript name the "
+        "product line, so the agent takes that deal over the one touched last",
         days_ago=3,
         at=time(11, 0),
         minutes=35,
@@ -270,12 +272,13 @@ SAMPLES: tuple[Sample, ...] = (
     Sample(
         key="technical-validation",
         title="{company}: technical validation",
-        shows="a blocker and a relative-dated next step are applied at once",
+        shows="the call does not say which of the company's two open deals (one owner) it is "
+        "about: a reviewer chooses, then the blocker and the relative-dated next step apply",
         days_ago=1,
         at=time(13, 0),
         minutes=38,
-        pool="one_open",
-        pick=5,
+        pool="several_open",
+        pick=6,
         script="""
             rep: How did the technical validation go on your side, {buyer}?
             buyer: Mostly well. Our IT team is comfortable with the single sign-on setup.
