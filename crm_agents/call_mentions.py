@@ -35,6 +35,7 @@ The weights keep these bounds with the matcher's (a test checks each):
 """
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -107,23 +108,29 @@ def read_call(
     title = [stem(word) for word in _WORD.findall(call.title)]
     turns = [[stem(word) for word in _WORD.findall(turn.text)] for turn in call.transcript]
     texts = [call.title, *(turn.text for turn in call.transcript)]
+    # Deals share few close dates and stages: look for each once.
+    dates: dict[str | None, date | None] = {}
+    labels: dict[str, str | None] = {}
     found = {}
+    in_names = Counter(s for words in names.values() for s in {s for s, _ in words})
     for deal in deals:
-        others = {s for other, words in names.items() if other != deal.id for s, _ in words}
         terms = {
             s: shown
             for s, shown in names[deal.id]
-            if _may_name(s, shown) and s not in others and not _is_company(s, company)
+            if _may_name(s, shown) and in_names[s] == 1 and not _is_company(s, company)
         }
-        count, said = _mentions(turns, terms)
+        count, said = _mentions(turns, terms) if terms else (0, set())
+        if deal.close_date not in dates:
+            dates[deal.close_date] = _said_date(texts, deal.close_date)
+        label = (deal.stage_label or "").strip()
+        if label not in labels:
+            labels[label] = _said_label([title, *turns], label)
         found[deal.id] = DealMentions(
             title_terms=tuple(terms[s] for s in dict.fromkeys(title) if s in terms),
             transcript_terms=tuple(terms[s] for s in terms if s in said),
             transcript_count=count,
-            close_date=_said_date(texts, deal.close_date),
-            stage_label=_said_label(
-                [title, *turns], deal.stage_label.strip() if deal.stage_label else ""
-            ),
+            close_date=dates[deal.close_date],
+            stage_label=labels[label],
         )
     if len(found) > 1:
         if all(said.close_date for said in found.values()):
