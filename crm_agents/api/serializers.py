@@ -115,10 +115,17 @@ class RunSerializer(serializers.ModelSerializer):
 class RunDetailSerializer(_PrivilegedFieldsMixin, RunSerializer):
     privileged_fields = ("prompt", "raw_answer")
     change_sets = serializers.PrimaryKeyRelatedField(many=True, read_only=True)
+    waits_on = serializers.PrimaryKeyRelatedField(
+        read_only=True,
+        allow_null=True,
+        help_text="The change set asking which record the call meant, that this run waits "
+        "on; one answer (POST /change-sets/{id}/choose/) continues every run waiting on it.",
+    )
 
     class Meta(RunSerializer.Meta):
         fields = [
             *RunSerializer.Meta.fields,
+            "waits_on",
             "connection",
             "candidates",
             "match_confidence",

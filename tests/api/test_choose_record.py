@@ -105,3 +105,17 @@ def test_an_outsider_gets_404(api_as, other_workspace, question, sent):
     outsider = member_of(other_workspace, Role.ADMIN, username="olga@globex.example")
 
     assert _choose(api_as(outsider), question, record_id="502").status_code == 404
+
+
+def test_a_run_says_which_question_it_waits_on(api_as, rep, question):
+    other = AgentRunFactory(
+        workspace=question.workspace,
+        call=question.run.call,
+        status=RunStatus.AMBIGUOUS,
+        waits_on=question,
+    )
+
+    body = api_as(rep).get(f"/api/v1/runs/{other.pk}/").json()
+
+    assert body["status"] == RunStatus.AMBIGUOUS
+    assert body["waits_on"] == question.pk
