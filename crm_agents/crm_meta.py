@@ -52,6 +52,8 @@ def property_specs(connection, object_type: str) -> dict[str, PropertySpec]:
             ),
             read_only=row.read_only,
             custom=row.custom,
+            description=row.description,
+            max_length=row.max_length,
         )
         for row in rows
     }

@@ -129,6 +129,10 @@ class CrmProperty(TenantModel):
     options = models.JSONField(default=list, blank=True)  # [{"value": …, "label": …}]
     read_only = models.BooleanField(default=False)
     custom = models.BooleanField(default=False)
+    description = models.TextField(blank=True, help_text="The CRM's own help text for it.")
+    max_length = models.PositiveIntegerField(
+        null=True, blank=True, help_text="The most characters a text value may hold, if stated."
+    )
     missing = models.BooleanField(
         default=False, help_text="The CRM no longer returned this property at the last refresh."
     )

@@ -321,7 +321,7 @@ def _store_properties(
     return RefreshSummary(added=len(added), updated=len(changed), missing=len(gone))
 
 
-_METADATA_FIELDS = ("label", "type", "options", "read_only", "custom")
+_METADATA_FIELDS = ("label", "type", "options", "read_only", "custom", "description", "max_length")
 
 
 def _metadata(spec: "PropertySpec") -> dict[str, object]:
@@ -331,4 +331,6 @@ def _metadata(spec: "PropertySpec") -> dict[str, object]:
         "options": [{"value": option.value, "label": option.label} for option in spec.options],
         "read_only": spec.read_only,
         "custom": spec.custom,
+        "description": spec.description,
+        "max_length": spec.max_length,
     }

@@ -3,6 +3,8 @@ control characters, appended notes that read well; the evidence stays as it was 
 
 import json
 
+import pytest
+
 from crm_agents import tasks
 from crm_agents.calls import CallIn
 from crm_agents.models import AgentRun, FieldRule, RunStatus
@@ -91,3 +93,32 @@ def test_it_appends_a_note_on_a_line_of_its_own_or_after_a_divider(world):
         "salesforce": "Demo booked | A reporting workshop",
     }
     assert world.deal_value("next_step") == joined[world.provider]
+
+
+@pytest.mark.parametrize("world", ["salesforce"], indirect=True)
+def test_an_append_the_field_cannot_hold_is_held_back_with_the_reason(world):
+    """Salesforce's NextStep holds 255 characters (its describe's length, kept with the
+    property cache): an append past it is not sent to fail at the CRM."""
+    FieldRule.objects.filter(workflow=world.workflow, field="next_step").update(write_mode="append")
+    client = build_client(
+        world.provider,
+        base_url=world.connection.api_base_url,
+        access_token=world.connection.credentials.access_token,
+    )
+    held = ("Demo booked with the whole buying committee; " * 5) + "Legal joins next time."
+    assert len(held) == 247
+    client.update("deal", world.deal.crm_id, {world.native("next_step"): held})
+    line = "Our main pain is reporting, so next step: a reporting workshop."
+
+    run = _process(
+        world, "append-2", line, "A reporting workshop", "next step: a reporting workshop"
+    )
+
+    assert world.deal_value("next_step") == held
+    failures = SandboxRequest.objects.filter(account=world.account, kind="write", status=400)
+    assert not failures.exists()
+    decided = [d.get("reason", "") for d in run.decisions if isinstance(d, dict)]
+    proposals = ChangeProposal.objects.filter(change_set__run=run)
+    reasons = [*decided, *proposals.values_list("status_reason", flat=True)]
+    too_long = "appending would make the value 270 characters; the field holds at most 255"
+    assert any(too_long in reason for reason in reasons), reasons

@@ -46,6 +46,11 @@ def test_it_caches_standard_and_custom_properties(crm_setup, connection, revops)
         object_type="deal", name=native(crm_setup.provider, ObjectType.DEAL, "pain_points")
     )
     assert (pain.label, pain.type, pain.custom) == ("Pain points", "text", True)
+    # How long a text may be, as the describe says: what an append is checked against.
+    next_step = rows.get(
+        object_type="deal", name=native(crm_setup.provider, ObjectType.DEAL, "next_step")
+    )
+    assert next_step.max_length == {"hubspot": 65_536, "salesforce": 255}[crm_setup.provider]
     stage = rows.get(object_type="deal", name=native(crm_setup.provider, ObjectType.DEAL, "stage"))
     assert stage.type == "enumeration"
     assert stage.options
