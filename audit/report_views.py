@@ -49,8 +49,8 @@ def _workspaces_for_request(request: HttpRequest) -> QuerySet[Workspace]:
 def call_summary(request: HttpRequest, call_id: int) -> TemplateResponse:
     call = _get_call_for_user(request, call_id)
     title = f"TEST · Post-call summary: {call}" if call.is_test else f"Post-call summary: {call}"
-    runs = reports.call_summary(call)
-    return _render(request, "call_summary.html", title, call=call, runs=runs, opts=Call._meta)
+    summary = reports.call_summary(call)
+    return _render(request, "call_summary.html", title, call=call, summary=summary, opts=Call._meta)
 
 
 def workflow_tracking(request: HttpRequest) -> TemplateResponse:

@@ -80,6 +80,7 @@ def clock(seconds: float | None) -> str:
 @dataclass(frozen=True)
 class FieldChange:
     proposal: ChangeProposal
+    workflow_label: str  # the workflow whose field rule asked for it
     history_url: str
 
     @property
@@ -87,24 +88,37 @@ class FieldChange:
         return clock(self.proposal.evidence_start)
 
 
-@dataclass(frozen=True)
-class SetSummary:
-    change_set: ChangeSet
+@dataclass
+class RecordSummary:
+    """One record the call touched on one CRM: which and why, the workflows that acted on
+    it, and every field any of them proposed."""
+
+    provider: str
+    object_type: str
+    record_id: str
+    record_name: str
     crm_url: str | None
     audit_url: str | None
-    fields: list[FieldChange]
+    why: AgentRun  # the run whose match chose it: reason, confidence, candidates
+    runs: list[AgentRun] = field(default_factory=list)
+    change_sets: list[ChangeSet] = field(default_factory=list)
+    fields: list[FieldChange] = field(default_factory=list)
+
+    @property
+    def provider_label(self) -> str:
+        return self.why.get_provider_display()
 
 
 @dataclass(frozen=True)
-class RunSummary:
-    run: AgentRun
-    crm_url: str | None
-    audit_url: str | None
-    change_sets: list[SetSummary]
+class CallSummary:
+    records: list[RecordSummary]
+    # Runs that reached no record: no match, waiting for a choice, failed, still queued.
+    unmatched: list[AgentRun]
 
 
-def call_summary(call: Call) -> list[RunSummary]:
-    """Every run of ``call`` with its matched record, change sets and field changes."""
+def call_summary(call: Call) -> CallSummary:
+    """The call's work grouped by record: each record matched (or created) with why, then
+    every field from every workflow; then the runs that reached no record."""
     proposals = ChangeProposal.objects.select_related("decided_by").order_by("pk")
     sets = (
         ChangeSet.objects.select_related("decided_by")
@@ -116,20 +130,23 @@ def call_summary(call: Call) -> list[RunSummary]:
         .prefetch_related(Prefetch("change_sets", queryset=sets))
         .order_by("created_at", "pk")
     )
-    return [_run_summary(run) for run in runs]
-
-
-def _run_summary(run: AgentRun) -> RunSummary:
-    change_sets = [
-        SetSummary(
-            change_set=change_set,
-            crm_url=crm_record_url(
-                run.connection, change_set.provider, change_set.object_type, change_set.record_id
-            ),
-            audit_url=audit_url(change_set.record_id),
-            fields=[
+    records: dict[tuple, RecordSummary] = {}
+    unmatched: list[AgentRun] = []
+    for run in runs:
+        object_type = run.workflow.object_type if run.workflow else ""
+        change_sets = list(run.change_sets.all())
+        if not run.record_id and not change_sets:
+            unmatched.append(run)
+            continue
+        for change_set in change_sets:
+            summary = _record(
+                records, run, change_set.object_type, change_set.record_id, change_set
+            )
+            summary.change_sets.append(change_set)
+            summary.fields.extend(
                 FieldChange(
                     proposal,
+                    change_set.workflow_label or run.workflow_label,
                     field_history_url(
                         change_set.provider,
                         change_set.object_type,
@@ -138,17 +155,42 @@ def _run_summary(run: AgentRun) -> RunSummary:
                     ),
                 )
                 for proposal in change_set.proposals.all()
-            ],
+            )
+            if run not in summary.runs:
+                summary.runs.append(run)
+        if run.record_id:
+            summary = _record(records, run, object_type, run.record_id, None)
+            if run not in summary.runs:
+                summary.runs.append(run)
+    return CallSummary(records=list(records.values()), unmatched=unmatched)
+
+
+def _record(
+    records: dict[tuple, RecordSummary],
+    run: AgentRun,
+    object_type: str,
+    record_id: str,
+    change_set: ChangeSet | None,
+) -> RecordSummary:
+    # A record to create has no id yet: each such change set is its own entry.
+    key = (run.provider, object_type, record_id or f"new:{change_set.pk if change_set else run.pk}")
+    summary = records.get(key)
+    if summary is None:
+        name = (change_set.record_name if change_set else "") or run.record_name or record_id
+        summary = records[key] = RecordSummary(
+            provider=run.provider,
+            object_type=object_type,
+            record_id=record_id,
+            record_name=name or "(new)",
+            crm_url=crm_record_url(run.connection, run.provider, object_type, record_id)
+            if record_id
+            else None,
+            audit_url=audit_url(record_id),
+            why=run,
         )
-        for change_set in run.change_sets.all()
-    ]
-    object_type = run.workflow.object_type if run.workflow else ""
-    return RunSummary(
-        run=run,
-        crm_url=crm_record_url(run.connection, run.provider, object_type, run.record_id),
-        audit_url=audit_url(run.record_id),
-        change_sets=change_sets,
-    )
+    elif not summary.why.match_reason and run.match_reason:
+        summary.why = run
+    return summary
 
 
 # --- workflow tracking ---------------------------------------------------------------------

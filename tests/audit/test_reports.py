@@ -192,6 +192,63 @@ def test_it_summarises_every_run_of_a_call(login, revops, call, proposal, salesf
     assert history.replace("&", "&amp;") in html
 
 
+def test_it_groups_the_call_by_record_with_every_workflows_fields(
+    login, revops, workspace, call, hubspot_run, proposal
+):
+    forecast = AgentRunFactory(
+        workspace=workspace,
+        call=call,
+        workflow=WorkflowFactory(workspace=workspace, name="Forecast"),
+        connection=hubspot_run.connection,
+        status=RunStatus.APPLIED,
+        record_id="5001",
+        record_name="Acme renewal",
+        match_reason="the only candidate: Acme renewal",
+    )
+    ChangeProposalFactory(
+        workspace=workspace,
+        change_set=ChangeSetFactory(
+            workspace=workspace,
+            run=forecast,
+            record_id="5001",
+            record_name="Acme renewal",
+            workflow_label="Forecast",
+            status=SetStatus.APPLIED,
+        ),
+        field="close_date",
+        native_field="closedate",
+        current_value="2027-01-31",
+        proposed_value="2027-03-31",
+        status=ProposalStatus.APPLIED,
+    )
+    AgentRunFactory(
+        workspace=workspace,
+        call=call,
+        workflow=WorkflowFactory(workspace=workspace, name="Contact roles", object_type="contact"),
+        status=RunStatus.NO_MATCH,
+        status_reason="no external attendee is a contact in the CRM",
+    )
+
+    summary = reports.call_summary(call)
+    html = login(revops).get(_summary_url(call)).content.decode()
+
+    # One record, both workflows and both fields under it; the third workflow apart.
+    [record] = summary.records
+    assert (record.record_id, [run.workflow_label for run in record.runs]) == (
+        "5001",
+        ["Deal hygiene", "Forecast"],
+    )
+    assert [(c.workflow_label, c.proposal.field) for c in record.fields] == [
+        ("Deal hygiene", "amount"),
+        ("Forecast", "close_date"),
+    ]
+    assert [run.workflow_label for run in summary.unmatched] == ["Contact roles"]
+    assert html.count('class="module record"') == 1
+    assert html.count('class="proposal"') == 2
+    assert "Workflows that reached no record" in html
+    assert "no external attendee is a contact in the CRM" in html
+
+
 def test_it_shows_who_decided(login, revops, proposal):
     ChangeProposal.objects.filter(pk=proposal.pk).update(
         status=ProposalStatus.REJECTED,

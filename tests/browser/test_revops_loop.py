@@ -76,7 +76,7 @@ def test_the_revops_loop_on_the_demo_data(demo, live_server, page: Page):
     # --- the post-call summary: the field's before -> after ---------------------------------
     page.locator("#call-summary-link").click()
     expect(page.locator("h1")).to_contain_text("Post-call summary")
-    field = page.locator(f"#change-set-{amount_set.pk} tr.proposal", has_text="amount")
+    field = page.locator(f"tr.proposal[data-change-set='{amount_set.pk}'][data-field='amount']")
     expect(field.locator(".before")).to_have_text(before)
     expect(field.locator(".after")).to_have_text(EDITED_AMOUNT)
     expect(field).to_contain_text("Applied")
