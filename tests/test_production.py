@@ -5,6 +5,7 @@ The site runs in real processes on a SQLite file of its own, configured only thr
 environment, as an operator would run it.
 """
 
+import contextlib
 import os
 import shlex
 import signal
@@ -91,21 +92,11 @@ def _wait_until_up(process: subprocess.Popen, url: str) -> None:
     pytest.fail(f"the web process did not answer at {url} within 30 s")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Iterator[str]:
-    """The Procfile's web process after the deploy steps (migrate, collectstatic), with a
-    superuser; its base URL. SANDBOX_ENABLED is left unset: the Procfile decides."""
-    tmp = tmp_path_factory.mktemp("site")
-    env = _environment(tmp, DJANGO_SUPERUSER_PASSWORD=PASSWORD)
-    for args in (
-        ["migrate", "--no-input"],
-        ["collectstatic", "--no-input"],
-        ["createsuperuser", "--no-input", "--username", "root", "--email", "root@example.com"],
-    ):
-        result = _manage(env, *args)
-        assert result.returncode == 0, result.stderr
+@contextlib.contextmanager
+def _web(env: dict[str, str], *, workers: int, threads: int) -> Iterator[str]:
+    """The Procfile's web line running with ``env``; its base URL."""
     port = _free_port()
-    env.update(PORT=str(port), WEB_CONCURRENCY="1", WEB_THREADS="2")
+    env = {**env, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "WEB_THREADS": str(threads)}
     process = subprocess.Popen(
         ["/bin/sh", "-c", _procfile()["web"]],
         cwd=ROOT,
@@ -123,6 +114,23 @@ def site(tmp_path_factory) -> Iterator[str]:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGTERM)
         process.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Iterator[str]:
+    """The Procfile's web process after the deploy steps (migrate, collectstatic), with a
+    superuser; its base URL. SANDBOX_ENABLED is left unset: the Procfile decides."""
+    tmp = tmp_path_factory.mktemp("site")
+    env = _environment(tmp, DJANGO_SUPERUSER_PASSWORD=PASSWORD)
+    for args in (
+        ["migrate", "--no-input"],
+        ["collectstatic", "--no-input"],
+        ["createsuperuser", "--no-input", "--username", "root", "--email", "root@example.com"],
+    ):
+        result = _manage(env, *args)
+        assert result.returncode == 0, result.stderr
+    with _web(env, workers=1, threads=2) as url:
+        yield url
 
 
 @pytest.fixture
@@ -270,38 +278,23 @@ def test_failed_authentications_are_counted_in_redis_across_web_processes(tmp_pa
         pytest.fail(f"Redis is unreachable at {redis_url} ({exc}); set TEST_REDIS_URL")
     env = _environment(tmp_path, REDIS_URL=redis_url)
     assert _manage(env, "migrate", "--no-input").returncode == 0
-    port = _free_port()
-    env.update(PORT=str(port), WEB_CONCURRENCY="3", WEB_THREADS="1")
-    process = subprocess.Popen(
-        ["/bin/sh", "-c", _procfile()["web"]],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     counters = "crm-steward:*api-auth-failures:*"
     try:
-        _wait_until_up(process, f"{url}/healthz")
-        for key in store.scan_iter(counters):
-            store.delete(key)
-        statuses = []
-        for attempt in range(12):
-            response = requests.get(
-                f"{url}/api/v1/calls/",
-                headers={"Authorization": f"Api-Key wrong-key-{attempt}"},
-                timeout=10,
-            )
-            statuses.append(response.status_code)
-        counted = {key.decode(): int(store.get(key)) for key in store.scan_iter(counters)}
+        with _web(env, workers=3, threads=1) as url:
+            for key in store.scan_iter(counters):
+                store.delete(key)
+            statuses = []
+            for attempt in range(12):
+                response = requests.get(
+                    f"{url}/api/v1/calls/",
+                    headers={"Authorization": f"Api-Key wrong-key-{attempt}"},
+                    timeout=10,
+                )
+                statuses.append(response.status_code)
+            counted = {key.decode(): int(store.get(key)) for key in store.scan_iter(counters)}
     finally:
         for key in store.scan_iter(counters):
             store.delete(key)
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-        process.communicate(timeout=30)
 
     assert statuses == [401] * 10 + [429] * 2
     by_address = [count for key, count in counted.items() if ":ip:" in key]
