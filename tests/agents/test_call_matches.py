@@ -14,6 +14,7 @@ from crm_agents import call_matches, pipeline, services, tasks
 from crm_agents.calls import CallIn
 from crm_agents.models import AgentRun, CallMatch, FieldRule, RunStatus, Workflow
 from governance.models import ObjectScope
+from governance.review_models import ChangeSet
 from integrations.crm.clients import build_client
 from integrations.crm.profiles import PROFILES
 from integrations.sandbox.models import SandboxRequest
@@ -260,3 +261,36 @@ def test_two_runs_in_parallel_make_one_match(world):
     assert {run.status for run in _runs(call)} == {RunStatus.APPLIED}
     assert sorted(run.crm_requests for run in _runs(call))[0] == 0
     assert _contact_lookups(_reads(world, mark)) == 1
+
+
+def test_runs_continued_by_a_choice_use_the_stored_read(world, ws_admin):
+    from tests.agents.test_record_choice import _twin
+
+    twin = _twin(world)
+    world.workflow.rules.filter(field="next_step").delete()
+    _deal_workflow(world, "next", "next_step", "The concrete next step both sides agreed on")
+    call = _submit(world)
+    tasks.process_call.delay(call.pk)
+    question = ChangeSet.objects.get(run__call=call)
+    mark = timezone.now()
+
+    services.do_choose_record(question, twin.crm_id, actor=ws_admin)
+
+    runs = _runs(call)
+    assert {run.status for run in runs} == {RunStatus.APPLIED}, [r.status_reason for r in runs]
+    assert {run.record_id for run in runs} == {twin.crm_id}
+    assert [run.crm_requests for run in runs] == [0, 0]  # the match read the twin already
+    assert _contact_lookups(_reads(world, mark)) == 0
+    assert CallMatch.objects.filter(call=call).count() == 1
+
+
+def test_a_test_run_matches_apart_from_the_call(world):
+    call = _submit(world)
+    run = services.do_create_test_run(world.workflow, call)
+
+    pipeline.execute_run(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.DRY_RUN, run.status_reason
+    assert run.crm_requests > 0
+    assert not CallMatch.objects.filter(call=call).exists()
