@@ -148,16 +148,24 @@ def _claim(
     if rows[mine].matched_at is not None:
         return rows[mine], {}
     now = timezone.now()
+    # A claim of this very run is an earlier attempt's: the run is held by one worker at a
+    # time (pipeline._claim), so that attempt is over.
+    this_run = f"run {steps.run_row.pk} "
     free = {
         kind: row
         for kind, row in rows.items()
         if row.matched_at is None
-        and (not row.lease_owner or row.lease_expires_at is None or row.lease_expires_at <= now)
+        and (
+            not row.lease_owner
+            or row.lease_owner.startswith(this_run)
+            or row.lease_expires_at is None
+            or row.lease_expires_at <= now
+        )
     }
     if mine not in free:
         return None, {}
     for row in free.values():
-        if row.lease_owner:  # its run died mid-match: this one takes over
+        if row.lease_owner:  # the run matching died mid-match: this one takes over
             record_event(
                 steps.workspace,
                 action="match.taken_over",

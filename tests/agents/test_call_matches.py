@@ -294,3 +294,22 @@ def test_a_test_run_matches_apart_from_the_call(world):
     assert run.status == RunStatus.DRY_RUN, run.status_reason
     assert run.crm_requests > 0
     assert not CallMatch.objects.filter(call=call).exists()
+
+
+def test_a_run_taken_over_mid_match_takes_its_own_claim_back(world):
+    call = _submit(world)
+    (run,) = _runs(call)
+    CallMatch.objects.create(
+        workspace=world.workspace,
+        call=call,
+        provider=world.provider,
+        object_type="deal",
+        lease_owner=f"run {run.pk} an-earlier-attempt",
+        lease_expires_at=timezone.now() + timedelta(minutes=5),
+    )
+
+    pipeline.execute_run(run.pk)
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.APPLIED, run.status_reason
+    assert CallMatch.objects.get(call=call).matched_by_run_id == run.pk
