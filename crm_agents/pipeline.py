@@ -375,7 +375,7 @@ class _Steps:
         if read_again:
             run.decisions = [
                 *run.decisions,
-                {"step": "read_again", "record": result.winner.id, "reason": read_again},
+                {"step": "read_again", "record": result.winner.id, "why": read_again},
             ]
         run.record_id = record.id
         run.record_name = result.winner.name

@@ -152,7 +152,7 @@ def test_a_stale_stored_read_is_read_again(world, settings):
     assert second.crm_requests == 1  # the record alone, not the whole match
     assert second.current_values[world.native("next_step")]["value"] == "Call back in May"
     read_again = next(d for d in second.decisions if d.get("step") == "read_again")
-    assert "old" in read_again["reason"]
+    assert "old" in read_again["why"]
     assert AuditEvent.objects.filter(action="match.read_again").count() == 1
     match.refresh_from_db()  # the stored values follow the new read
     read_at = datetime.fromisoformat(match.records[world.deal.crm_id]["read_at"])
