@@ -10,10 +10,17 @@ pipeline time, and CRM requests per call from the sandbox's request log, split i
 run (match + read) and the apply, next to a naive baseline: an agent with raw CRM tools
 doing one search, one get and one update per field.
 
+With ``--multi`` each workspace has four workflows instead (two on the deal, one on the
+contact, one on the deal whose field waits for review) and the bench prints, per call: CRM
+requests (match + read, then writes), model calls, prompt tokens, change sets and the
+reviewer decisions they need.
+
     .venv/bin/python bench/pipeline_bench.py [--calls 500] [--baseline-calls 50]
+    .venv/bin/python bench/pipeline_bench.py --multi [--calls 20]
 """
 
 import argparse
+import logging
 import statistics
 import sys
 import time
@@ -122,6 +129,63 @@ def _workspace(provider: str, user, base_url: str):
     return workspace, connection
 
 
+# --multi: (key, object, [(field, instruction, review override)])
+MULTI_WORKFLOWS = (
+    (
+        "hygiene",
+        "deal",
+        [
+            ("amount", "The annual contract value the buyer agreed to, in dollars", ""),
+            ("close_date", "The date the buyer expects to sign", ""),
+        ],
+    ),
+    ("next", "deal", [("next_step", "The concrete next step both sides agreed on", "")]),
+    ("titles", "contact", [("title", "The attendee's job title, as they stated it", "")]),
+    (
+        "risks",
+        "deal",
+        [("description", "The buyer's pains and blockers, in their words", "review")],
+    ),
+)
+
+
+def _multi_workflows(workspace, provider: str, connection) -> None:
+    """Replace the one workflow by the four of --multi, with the policy they need."""
+    from crm_agents.models import FieldRule, Workflow
+    from governance.models import CrmProperty, ObjectScope, Policy
+    from integrations.crm.profiles import PROFILES
+
+    profile = PROFILES[provider]
+    Workflow.objects.filter(workspace=workspace).delete()
+    policy = Policy.objects.get(workspace=workspace, provider=provider)
+    policy.contact_scope = ObjectScope.READ_WRITE
+    policy.save()
+    for key, object_type, rules in MULTI_WORKFLOWS:
+        workflow = Workflow.objects.create(
+            workspace=workspace,
+            provider=provider,
+            key=key,
+            name=f"{object_type.title()} {key}",
+            object_type=object_type,
+        )
+        for order, (field, instruction, review) in enumerate(rules):
+            FieldRule.objects.create(
+                workspace=workspace,
+                workflow=workflow,
+                field=field,
+                instruction=instruction,
+                order=order,
+                review_override=review,
+            )
+            policy.write_properties.add(
+                *CrmProperty.objects.filter(
+                    connection=connection,
+                    object_type=object_type,
+                    name=profile.native_field(object_type, field),
+                )
+            )
+
+
 def _call(i: int, provider: str, started: datetime):
     from crm_agents.calls import CallIn
 
@@ -153,6 +217,12 @@ def _call(i: int, provider: str, started: datetime):
                     f"{sign.year}.",
                 },
                 {
+                    "speaker": f"Buyer N{i}",
+                    "start": 27.0,
+                    "text": "My job title is VP of Operations. Our biggest problem is the "
+                    "manual reconciliation every month.",
+                },
+                {
                     "speaker": "Riley Rep",
                     "start": 33.0,
                     "text": "Next step: I will send the order form by Friday.",
@@ -176,7 +246,34 @@ def _percentile(samples: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
 
 
-def _bench(provider: str, calls: int, base_url: str) -> dict:
+def _model_calls(since) -> int:
+    from integrations.sandbox.models import SandboxRequest
+
+    return SandboxRequest.objects.filter(
+        started_at__gt=since, path__endswith="/chat/completions"
+    ).count()
+
+
+def _per_call(call, since) -> dict:
+    """What --multi prints per call, beyond the CRM requests."""
+    from django.db.models import Sum
+
+    from crm_agents.models import AgentRun
+    from governance.review_models import ChangeSet, SetStatus
+
+    sets = ChangeSet.objects.filter(run__call=call, is_test=False)
+    return {
+        "model_calls": _model_calls(since),
+        "prompt_tokens": AgentRun.objects.filter(call=call).aggregate(t=Sum("prompt_tokens"))["t"]
+        or 0,
+        "change_sets": sets.exclude(status=SetStatus.NEEDS_CHOICE).count(),
+        "decisions": sets.filter(
+            status__in=[SetStatus.PENDING_REVIEW, SetStatus.NEEDS_CHOICE]
+        ).count(),
+    }
+
+
+def _bench(provider: str, calls: int, base_url: str, *, multi: bool = False) -> dict:
     from django.utils import timezone
 
     from crm_agents import tasks
@@ -184,8 +281,11 @@ def _bench(provider: str, calls: int, base_url: str) -> dict:
     from crm_agents.services import do_submit_call
 
     account, user = _build_crm(provider, calls)
-    workspace, _ = _workspace(provider, user, base_url)
+    workspace, connection = _workspace(provider, user, base_url)
+    if multi:
+        _multi_workflows(workspace, provider, connection)
     durations, run_requests, apply_requests, statuses = [], [], [], Counter()
+    writes, per_call = [], []
     started_all = time.perf_counter()
     deferred: list[int] = []
     real_delay = tasks.apply_change_set.delay
@@ -197,15 +297,18 @@ def _bench(provider: str, calls: int, base_url: str) -> dict:
             call, _ = do_submit_call(workspace, _call(i, provider, datetime.now(UTC)))
             tasks.process_call(call.pk)
             run_counts = _requests(account, mark)
+            call_stats = _per_call(call, mark)
             mark = timezone.now()
             while deferred:
                 tasks.apply_change_set(deferred.pop())
             durations.append(time.perf_counter() - started)
             apply_counts = _requests(account, mark)
-            run = AgentRun.objects.get(call=call)
-            statuses[run.status] += 1
-            run_requests.append(sum(run_counts[k] for k in CRM_KINDS))
+            for run in AgentRun.objects.filter(call=call):
+                statuses[f"{run.workflow.key}:{run.status}" if multi else run.status] += 1
+            run_requests.append(sum(run_counts[k] for k in ("read", "search")))
             apply_requests.append(sum(apply_counts[k] for k in CRM_KINDS))
+            writes.append(apply_counts["write"] + run_counts["write"])
+            per_call.append(call_stats)
     finally:
         tasks.apply_change_set.delay = real_delay
     elapsed = time.perf_counter() - started_all
@@ -218,6 +321,11 @@ def _bench(provider: str, calls: int, base_url: str) -> dict:
         "run": statistics.mean(run_requests),
         "run_max": max(run_requests),
         "apply": statistics.mean(apply_requests),
+        "writes": statistics.mean(writes),
+        **{
+            key: statistics.mean(stats[key] for stats in per_call)
+            for key in ("model_calls", "prompt_tokens", "change_sets", "decisions")
+        },
         "statuses": dict(statuses),
         "account": account,
         "user": user,
@@ -268,9 +376,13 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--baseline-calls", type=int, default=50)
     parser.add_argument("--provider", choices=["hubspot", "salesforce", "both"], default="both")
+    parser.add_argument(
+        "--multi", action="store_true", help="four workflows per call (see the module's doc)"
+    )
     args = parser.parse_args()
 
     database_url = setup_django("pipeline-bench", eager=True, quiet_http=True)
+    logging.getLogger("celery.app.trace").setLevel(logging.WARNING)  # a line per task
     from django.conf import settings
     from django.test import override_settings
 
@@ -289,6 +401,9 @@ def main() -> None:
         ensure_rules_model_account(settings.MODEL_API_KEY)
         print(f"{args.calls} calls per CRM, one worker, sandbox model in rules mode")
         for provider in providers:
+            if args.multi:
+                _print_multi(_bench(provider, args.calls, base, multi=True))
+                continue
             result = _bench(provider, args.calls, base)
             baseline = _baseline(
                 provider, result["account"], result["user"], base, args.baseline_calls
@@ -302,6 +417,19 @@ def main() -> None:
                 f"   naive baseline {baseline:.1f}"
                 f"   outcomes {result['statuses']}"
             )
+
+
+def _print_multi(result: dict) -> None:
+    print(
+        f"{result['provider']:<10} 4 workflows   per call: CRM requests match + read "
+        f"{result['run']:.2f} (max {result['run_max']}), writes {result['writes']:.2f}"
+        f"   model calls {result['model_calls']:.2f}"
+        f"   prompt tokens {result['prompt_tokens']:.0f}"
+        f"   change sets {result['change_sets']:.2f}"
+        f"   reviewer decisions {result['decisions']:.2f}"
+        f"   p50 {result['p50']:.0f} ms"
+        f"   outcomes {result['statuses']}"
+    )
 
 
 if __name__ == "__main__":

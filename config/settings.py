@@ -434,6 +434,13 @@ CHAT_CONTEXT_MESSAGES = _int("CHAT_CONTEXT_MESSAGES", 40, minimum=4)
 MATCH_CONFIDENCE_BAR = _int("MATCH_CONFIDENCE_PERCENT", 60, minimum=0) / 100
 if MATCH_CONFIDENCE_BAR > 1:
     raise ImproperlyConfigured("MATCH_CONFIDENCE_PERCENT must be between 0 and 100.")
+# A call's runs share one match per CRM and object type (crm_agents/call_matches.py). The
+# records' values it read are reused while younger than this; an older read is read again
+# (the apply's write is conditional on what was read in any case).
+CALL_MATCH_FRESH_SECONDS = _int("CALL_MATCH_FRESH_SECONDS", 120, minimum=0)
+# A run whose match another worker is computing waits this long for it before going back
+# to the queue (the other worker's claim lasts WORK_LEASE_SECONDS if it died).
+CALL_MATCH_WAIT_SECONDS = _int("CALL_MATCH_WAIT_SECONDS", 30, minimum=0)
 
 # --- Metrics ------------------------------------------------------------------------------
 # Bearer token a Prometheus scraper sends to /metrics; empty: only logged-in superusers.

@@ -29,7 +29,7 @@ from crm_agents.controls import (
     do_resume_workflow,
     do_resume_workspace,
 )
-from crm_agents.models import AgentRun, Call, CallSource, FieldRule, Workflow
+from crm_agents.models import AgentRun, Call, CallMatch, CallSource, FieldRule, Workflow
 from crm_agents.services import triggers
 from crm_agents.test_runs import PastedCallForm, do_test_workflow, do_test_workflow_on_transcript
 from crm_agents.workflow_templates import TEMPLATES, do_create_workflow_from_template
@@ -432,3 +432,23 @@ class AgentRunAdmin(WorkspaceScopedAdmin):
         allowed = [run for run in queryset if self._allowed(request, CONFIGURE_ROLES, run)]
         count = sum(services.do_rerun(run, actor=request.user) for run in allowed)
         self.message_user(request, f"{count} run(s) queued again.", messages.SUCCESS)
+
+
+@admin.register(CallMatch)
+class CallMatchAdmin(WorkspaceScopedAdmin):
+    """The match a call's runs share (crm_agents/call_matches.py): read-only, like runs."""
+
+    add_roles = frozenset()
+    change_roles = frozenset()
+    list_display = [
+        "__str__",
+        "winner_name",
+        "confidence",
+        "ambiguous",
+        "crm_requests",
+        "matched_at",
+    ]
+    list_filter = ["provider", "object_type", "ambiguous", "workspace"]
+    search_fields = ["call__title", "winner_name", "winner_id"]
+    list_select_related = ["call", "workspace"]
+    readonly_fields = [f.name for f in CallMatch._meta.fields]

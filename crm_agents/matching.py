@@ -23,7 +23,7 @@ current values (the read-before-write) cost no extra request.
 """
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from django.conf import settings
@@ -99,24 +99,38 @@ class Matcher:
         self.connection = connection
         self.workspace = workspace
         self.read_properties = list(dict.fromkeys(read_properties))
-        self._target = ObjectType.DEAL
+        self._reads: dict[ObjectType, list[str]] = {}
 
     def native(self, object_type: ObjectType, canonical: str) -> str:
         return self.profile.native_field(object_type, canonical)
 
     # --- entry ------------------------------------------------------------------------------
     def match(self, call: CallView, object_type: ObjectType) -> MatchResult:
-        self._target = object_type
+        return self.match_many(call, {object_type: self.read_properties})[object_type]
+
+    def match_many(
+        self, call: CallView, reads: Mapping[ObjectType, Sequence[str]]
+    ) -> dict[ObjectType, MatchResult]:
+        """Match several object types for one call: the attendees' contacts and companies
+        are looked up once and shared; each type's candidates are read with its own
+        properties (``reads``)."""
+        self._reads = {kind: list(dict.fromkeys(names)) for kind, names in reads.items()}
         emails = call.external_emails()
         if not emails:
-            return MatchResult(reason="internal call: no external attendee, so no CRM record")
+            reason = "internal call: no external attendee, so no CRM record"
+            return {kind: MatchResult(reason=reason) for kind in reads}
         contacts = self._contacts(emails)
         company_ids = self._company_ids(contacts, emails)
-        if object_type == ObjectType.CONTACT:
-            return self._match_contacts(call, contacts)
-        if object_type == ObjectType.COMPANY:
-            return self._match_companies(company_ids)
-        return self._match_deals(call, contacts, company_ids)
+        results = {}
+        for kind in reads:
+            self.read_properties = self._reads[kind]
+            if kind == ObjectType.CONTACT:
+                results[kind] = self._match_contacts(call, contacts)
+            elif kind == ObjectType.COMPANY:
+                results[kind] = self._match_companies(company_ids)
+            else:
+                results[kind] = self._match_deals(call, contacts, company_ids)
+        return results
 
     # --- lookups ----------------------------------------------------------------------------
     def _contacts(self, emails: list[str]) -> list[Record]:
@@ -131,7 +145,7 @@ class Matcher:
                         self.native(ObjectType.CONTACT, "first_name"),
                         self.native(ObjectType.CONTACT, "last_name"),
                         self.native(ObjectType.CONTACT, "company"),
-                        *(self.read_properties if self._target == ObjectType.CONTACT else []),
+                        *self._reads.get(ObjectType.CONTACT, []),
                     ],
                 )
             ),

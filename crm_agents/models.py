@@ -340,5 +340,7 @@ class MatchChoice(TenantModel):
         return f"{self.record_name or self.record_id} for {self.company_id or 'no company'}"
 
 
-# Chat lives in its own module; importing it here registers its models.
+# Chat and the call's shared match live in their own modules; importing them here
+# registers their models.
+from crm_agents.call_match_models import CallMatch  # noqa: E402, F401
 from crm_agents.chat_models import ChatMessage, ChatRole, ChatSession  # noqa: E402, F401

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record_event
-from crm_agents import crm_meta, extraction, questions, records
+from crm_agents import call_matches, crm_meta, extraction, questions, records
 from crm_agents.matching import Matcher, MatchResult, confidence_bar, tie_break_confidence
 from crm_agents.models import AgentRun, Call, FieldRule, RunStatus, Workflow
 from crm_agents.planning import plan
@@ -160,7 +161,11 @@ def _wait(run: AgentRun, exc: "RetryLater") -> None:
     back-off, or fails with the reason once the failures have lasted too long."""
     now = timezone.now()
     since = run.waiting_since or now
-    what = "the model" if isinstance(exc.cause, extraction.ModelUnavailable) else "the CRM"
+    what = "the CRM"
+    if isinstance(exc.cause, extraction.ModelUnavailable):
+        what = "the model"
+    elif isinstance(exc.cause, call_matches.MatchBusy):
+        what = "the call's match"
     fields = {"lease_owner": "", "lease_expires_at": None, "waiting_since": since}
     if owed.outage_over(run.waiting_since, now):
         reason = owed.gave_up_reason(what, exc.cause, since)
@@ -267,6 +272,8 @@ class _Steps:
             raise RetryLater(exc, retry_delay(exc, run.attempts)) from exc
         except extraction.ModelUnavailable as exc:
             raise RetryLater(exc, exc.retry_after) from exc
+        except call_matches.MatchBusy as exc:
+            raise RetryLater(exc, settings.RETRY_BASE_SECONDS) from exc
         except (errors.CrmError, Refused) as exc:
             return RunStatus.FAILED, f"the CRM refused: {exc}"
         except (extraction.ModelRejected, extraction.ModelNotConfigured) as exc:
@@ -325,12 +332,8 @@ class _Steps:
             reasons = "; ".join(f"{d['field']}: {d['reason']}" for d in run.decisions)
             return RunStatus.FAILED, f"no field of this workflow can be read ({reasons})"
         t = time.monotonic()
-        matcher = Matcher(self.guard, self.connection, self.workspace, read_properties=asked.read)
         chosen = bool(run.record_id)  # by a human, after "needs a choice"
-        if chosen:
-            result = records.forced_match(matcher, self.object_type, run.record_id, asked.read)
-        else:
-            result = matcher.match(self.view, self.object_type)
+        result, shared, read_again = self._match(asked, chosen)
         self._timed("match", t)
         if not (chosen and run.candidates):  # keep the candidates the human chose among
             run.candidates = [
@@ -345,6 +348,7 @@ class _Steps:
                 "step": "match",
                 "company_ids": list(result.company_ids),
                 "contact_ids": list(result.contact_ids),
+                **_sharing(shared),
             },
         ]
         if result.ambiguous:
@@ -360,9 +364,47 @@ class _Steps:
                 return records.propose_create(self, asked, result)
             return RunStatus.NO_MATCH, result.reason
         record = result.records[result.winner.id]
+        if shared is not None:  # values another run read may be too old, or lack a field
+            record, read_again = call_matches.fresh_record(
+                self, shared, self.object_type, result.winner.id, asked.read
+            )
+            if record is None:
+                return RunStatus.NO_MATCH, (
+                    f"{result.winner.name} is gone or no longer visible since the call's match"
+                )
+        if read_again:
+            run.decisions = [
+                *run.decisions,
+                {"step": "read_again", "record": result.winner.id, "why": read_again},
+            ]
         run.record_id = record.id
         run.record_name = result.winner.name
         return self._extract_and_plan(asked, record)
+
+    def _match(
+        self, asked: _Asked, chosen: bool
+    ) -> tuple[MatchResult, "call_matches.Shared | None", str | None]:
+        """The call's match for this object type (computed once for the call's runs), or
+        the record a human chose; with why a stored read was read again, if it was. A TEST
+        run matches on its own, apart from the call's real runs."""
+        run = self.run_row
+        if chosen and not run.is_test:
+            stored = call_matches.chosen_match(self, self.object_type, run.record_id, asked.read)
+            if stored is not None:
+                return stored[0], None, stored[1]
+        if chosen or run.is_test:
+            matcher = Matcher(
+                self.guard, self.connection, self.workspace, read_properties=asked.read
+            )
+            if chosen:
+                return (
+                    records.forced_match(matcher, self.object_type, run.record_id, asked.read),
+                    None,
+                    None,
+                )
+            return matcher.match(self.view, self.object_type), None, None
+        shared = call_matches.match_for_run(self, self.object_type, asked.read)
+        return shared.result, shared, None
 
     def _kept_values(self, asked: _Asked, record: Record) -> list[str]:
         """The values the run keeps: the rule fields, their dependencies and, for a deal,
@@ -513,6 +555,21 @@ class _Steps:
             self, record, planned, extracted.dropped, creating=creating
         )
         return records.settle(self, change_set)
+
+
+def _sharing(shared: "call_matches.Shared | None") -> dict:
+    """What the run's decisions say of the call's shared match."""
+    if shared is None:
+        return {}
+    row = shared.row
+    if shared.computed:
+        said = (
+            f"matched once for the call's runs on this CRM ({row.crm_requests} CRM request(s), "
+            "shared with every object type matched with it)"
+        )
+    else:
+        said = f"reused the call's match (run {row.matched_by_run_id}): no CRM request to match"
+    return {"call_match": row.pk, "computed_here": shared.computed, "shared": said}
 
 
 def _unresolved(result: MatchResult, reason: str) -> MatchResult:

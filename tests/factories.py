@@ -13,7 +13,7 @@ from factory.django import DjangoModelFactory
 
 from audit.models import ActorKind, AuditEvent, Outcome
 from audit.services import record_event
-from crm_agents.models import AgentRun, Call, FieldRule, RunStatus, Workflow
+from crm_agents.models import AgentRun, Call, CallMatch, FieldRule, RunStatus, Workflow
 from governance.api_auth import ApiKey, ApiToken
 from governance.api_keys import do_create_api_key, do_create_api_token
 from governance.models import CrmProperty, CrmProvider, Membership, Policy, Role, Workspace
@@ -209,6 +209,21 @@ class AgentRunFactory(DjangoModelFactory):
     workflow_label = factory.LazyAttribute(lambda run: run.workflow.name)
     provider = CrmProvider.HUBSPOT
     status = RunStatus.PENDING_REVIEW
+
+
+class CallMatchFactory(DjangoModelFactory):
+    class Meta:
+        model = CallMatch
+
+    workspace = factory.SubFactory(WorkspaceFactory)
+    call = factory.SubFactory(CallFactory, workspace=factory.SelfAttribute("..workspace"))
+    provider = CrmProvider.HUBSPOT
+    object_type = "deal"
+    winner_id = "10001"
+    winner_name = "Acme platform"
+    reason = "the only candidate: Acme platform"
+    confidence = 0.95
+    matched_at = factory.LazyFunction(timezone.now)
 
 
 class ChangeSetFactory(DjangoModelFactory):

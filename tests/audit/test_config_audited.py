@@ -41,6 +41,7 @@ NOT_CONFIGURATION_MODELS = {
     "audit.AuditEvent": "the audit trail itself: append-only, read-only in the admin",
     "crm_agents.Call": "a call received: a record of what was said, not configuration",
     "crm_agents.AgentRun": "a record of one run; running again is work, not configuration",
+    "crm_agents.CallMatch": "the match a call's runs share: stored and audited by the runs",
     "governance.ChangeSet": "the review queue: decisions are audited by governance.review",
     "governance.CrmProperty": "the CRM's own metadata, cached by refreshing it",
     "integrations.CrmCall": "a record of one CRM call",
