@@ -56,11 +56,19 @@ def waiting_reason(what: str, cause: object, due: datetime) -> str:
 
 
 def gave_up_reason(what: str, cause: object, waiting_since: datetime) -> str:
-    hours = settings.CRM_OUTAGE_LIMIT_SECONDS / 3600
     return (
         f"gave up: {what} kept failing since {waiting_since:%Y-%m-%d %H:%M} UTC "
-        f"(the limit is {hours:g} h); last error: {cause}"
+        f"(the limit is {_duration(settings.CRM_OUTAGE_LIMIT_SECONDS)}); last error: {cause}"
     )
+
+
+def _duration(seconds: float) -> str:
+    """``24 h``, ``1.5 h``, ``10 min``, ``45 s``: the unit a person reads the limit in."""
+    if seconds >= 3600:
+        return f"{seconds / 3600:g} h"
+    if seconds >= 60:
+        return f"{seconds / 60:g} min"
+    return f"{seconds:g} s"
 
 
 def send(task, *args: object, countdown: float | None = None) -> bool:
