@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 
+from crm_agents.call_match_models import CallMatch
 from crm_agents.models import AgentRun, Call, FieldRule, Workflow
 from governance.review_models import ChangeProposal, ChangeSet
 
@@ -66,11 +67,56 @@ class CallSerializer(serializers.ModelSerializer):
         return _url(self, "call-detail", call.pk)
 
 
+class CandidateSerializer(serializers.Serializer):
+    id = serializers.CharField(help_text="The record's id in the CRM.")
+    name = serializers.CharField()
+    score = serializers.FloatField(help_text="The sum of the signals it has.")
+    reasons = serializers.ListField(
+        child=serializers.CharField(), help_text="A sentence per signal: why it ranks here."
+    )
+
+
+class CallMatchSerializer(serializers.ModelSerializer):
+    """Which record the call is about on one CRM and object type, matched once for all of
+    the call's workflows there, and why."""
+
+    record_id = serializers.CharField(
+        source="winner_id",
+        help_text="The record chosen; empty when none was (no candidate, or a person must "
+        "choose: see the runs waiting on a question).",
+    )
+    record_name = serializers.CharField(source="winner_name")
+    candidates = CandidateSerializer(many=True, read_only=True)
+    matched_by_run = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+
+    class Meta:
+        model = CallMatch
+        fields = [
+            "provider",
+            "object_type",
+            "record_id",
+            "record_name",
+            "reason",
+            "confidence",
+            "ambiguous",
+            "candidates",
+            "matched_by_run",
+            "matched_at",
+        ]
+        read_only_fields = fields
+
+
 class CallDetailSerializer(CallSerializer):
     runs = RunSummarySerializer(many=True, read_only=True)
+    matches = CallMatchSerializer(
+        many=True,
+        read_only=True,
+        source="finished_matches",
+        help_text="The record matched on each CRM and object type, once for the call.",
+    )
 
     class Meta(CallSerializer.Meta):
-        fields = [*CallSerializer.Meta.fields, "attendees", "transcript", "runs"]
+        fields = [*CallSerializer.Meta.fields, "attendees", "transcript", "runs", "matches"]
         read_only_fields = fields
 
 

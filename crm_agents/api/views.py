@@ -8,7 +8,7 @@ governed row themselves. Every queryset starts from the caller's workspaces
 from uuid import uuid4
 
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, status
 from rest_framework.decorators import action
@@ -22,6 +22,7 @@ from crm_agents.api.access import require_configure, target_workspace
 from crm_agents.api.base import ScopedViewSet, with_workspace
 from crm_agents.api.filters import ListFilter
 from crm_agents.api.payloads import CallSubmission, WorkflowTestRequest, parse
+from crm_agents.call_match_models import CallMatch
 from crm_agents.models import AgentRun, Call, CallSource, RunStatus, Workflow
 from governance import owed
 from governance.models import CrmProvider
@@ -40,7 +41,12 @@ class CallViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedViewSe
 
     def base_queryset(self) -> QuerySet:
         if self.action == "retrieve":
-            return Call.objects.prefetch_related("runs")
+            matched = CallMatch.objects.filter(matched_at__isnull=False).order_by(
+                "provider", "object_type"
+            )
+            return Call.objects.prefetch_related(
+                "runs", Prefetch("matches", queryset=matched, to_attr="finished_matches")
+            )
         return Call.objects.all()
 
     def get_serializer_class(self):

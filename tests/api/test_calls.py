@@ -5,7 +5,7 @@ import pytest
 
 from audit.models import AuditEvent
 from crm_agents.models import AgentRun, Call, RunStatus
-from tests.factories import CallFactory, WorkflowFactory
+from tests.factories import CallFactory, CallMatchFactory, WorkflowFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -186,3 +186,39 @@ def test_an_outsider_gets_404_for_a_call(api_as, outsider, workspace):
 
     assert api_as(outsider).get(f"{URL}{call.pk}/").status_code == 404
     assert api_as(outsider).get(URL).json()["results"] == []
+
+
+def test_a_calls_detail_says_which_record_it_matched_and_why(api_as, rep, workspace):
+    match = CallMatchFactory(
+        workspace=workspace,
+        candidates=[
+            {
+                "id": "10001",
+                "name": "Acme platform",
+                "score": 1.05,
+                "reasons": ["the call's title names “platform” from the deal's name"],
+            },
+            {"id": "10002", "name": "Acme support", "score": 0.65, "reasons": []},
+        ],
+    )
+    CallMatchFactory(  # still being matched: not shown until it is done
+        workspace=workspace, call=match.call, object_type="contact", matched_at=None
+    )
+
+    body = api_as(rep).get(f"{URL}{match.call.pk}/").json()
+
+    assert body["matches"] == [
+        {
+            "provider": "hubspot",
+            "object_type": "deal",
+            "record_id": "10001",
+            "record_name": "Acme platform",
+            "reason": "the only candidate: Acme platform",
+            "confidence": 0.95,
+            "ambiguous": False,
+            "candidates": match.candidates,
+            "matched_by_run": None,
+            "matched_at": body["matches"][0]["matched_at"],
+        }
+    ]
+    assert body["matches"][0]["matched_at"].startswith(str(match.matched_at.date()))
