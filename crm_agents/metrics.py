@@ -42,6 +42,7 @@ from prometheus_client.core import (
 
 from audit.models import AuditEvent
 from crm_agents.models import AgentRun, RunStatus, Workflow
+from governance import owed
 from governance.models import CONFIGURE_ROLES, Policy, Workspace
 from governance.review_models import ChangeProposal, ProposalStatus
 from governance.selectors import workspaces_for_user
@@ -324,6 +325,6 @@ def admin_index(request: HttpRequest) -> TemplateResponse:
         extra_context={
             "steward_metrics": workspace_figures(request.user),
             "steward_window_days": INDEX_WINDOW.days,
-            "steward_outage_hours": f"{settings.CRM_OUTAGE_LIMIT_SECONDS / 3600:g}",
+            "steward_outage_limit": owed.outage_limit(),
         },
     )

@@ -58,12 +58,13 @@ def waiting_reason(what: str, cause: object, due: datetime) -> str:
 def gave_up_reason(what: str, cause: object, waiting_since: datetime) -> str:
     return (
         f"gave up: {what} kept failing since {waiting_since:%Y-%m-%d %H:%M} UTC "
-        f"(the limit is {_duration(settings.CRM_OUTAGE_LIMIT_SECONDS)}); last error: {cause}"
+        f"(the limit is {outage_limit()}); last error: {cause}"
     )
 
 
-def _duration(seconds: float) -> str:
-    """``24 h``, ``1.5 h``, ``10 min``, ``45 s``: the unit a person reads the limit in."""
+def outage_limit() -> str:
+    """CRM_OUTAGE_LIMIT_SECONDS as a person reads it: ``24 h``, ``1.5 h``, ``10 min``, ``45 s``."""
+    seconds = settings.CRM_OUTAGE_LIMIT_SECONDS
     if seconds >= 3600:
         return f"{seconds / 3600:g} h"
     if seconds >= 60:
